@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   parametrize a molecule from SMILES and write OpenMM XML
+#   make test   run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SMILES ?= CC(=O)Nc1ccc(O)cc1
+
+.PHONY: demo test lint setup clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch is pinned here: 2.13.0 resolves to the local CPU wheel, an unpinned torch pulls CUDA
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[qm,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/espaloma-like parametrize "$(SMILES)" -o out/demo_system.xml --format system
+	$(BIN)/espaloma-like parametrize "$(SMILES)" -o out/demo_forcefield.xml --format forcefield
+	@echo "wrote out/demo_system.xml and out/demo_forcefield.xml"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check espaloma_like tests training
+	$(BIN)/mypy espaloma_like
+
+clean:
+	rm -rf $(VENV) out

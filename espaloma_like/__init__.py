@@ -1,0 +1,39 @@
+"""espaloma_like: graph-neural-network force-field parameters for OpenMM.
+
+The top-level API is small and imported lazily, so ``import espaloma_like`` is cheap:
+
+* :func:`parametrize`, :func:`parametrize_many`, :func:`load_model`, :class:`TemplateGenerator`;
+* :mod:`espaloma_like.baselines` (``sage``, ``gaff``), :mod:`espaloma_like.mm` (torch energies).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "parametrize": "espaloma_like.api",
+    "parametrize_many": "espaloma_like.api",
+    "load_model": "espaloma_like.api",
+    "TemplateGenerator": "espaloma_like.api",
+    "MoleculeGraph": "espaloma_like.molecule",
+    "ParameterSet": "espaloma_like.parameters",
+    "ParametrizedMolecule": "espaloma_like.parametrized",
+}
+_SUBMODULES = {"baselines", "mm", "molecule", "terms", "parameters", "export", "exceptions", "units"}
+
+__all__ = ["TemplateGenerator", "__version__", "load_model", "parametrize", "parametrize_many"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"espaloma_like.{name}")
+    raise AttributeError(f"module 'espaloma_like' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_LAZY, *_SUBMODULES])

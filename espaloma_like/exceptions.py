@@ -1,0 +1,51 @@
+"""One exception hierarchy for everything the package raises on purpose."""
+
+from __future__ import annotations
+
+
+class EspalomaLikeError(Exception):
+    """Base class of every error raised by espaloma_like."""
+
+
+class MoleculeInputError(EspalomaLikeError, ValueError):
+    """The molecule given cannot be used (bad SMILES, bad file, bad chemistry)."""
+
+
+class UnparsableSmilesError(MoleculeInputError):
+    """RDKit could not parse the SMILES string."""
+
+
+class RadicalError(MoleculeInputError):
+    """The molecule has unpaired electrons; closed-shell molecules only."""
+
+
+class UnsupportedElementError(MoleculeInputError):
+    """The molecule contains an element outside H C N O F P S Cl Br I."""
+
+
+class DisconnectedMoleculeError(MoleculeInputError):
+    """The input holds several disconnected fragments where one molecule is expected."""
+
+
+class UndefinedStereoError(MoleculeInputError):
+    """Stereochemistry is undefined where it matters (3D conformers for AM1-BCC or sampling)."""
+
+
+class MoleculeFileError(MoleculeInputError):
+    """A molecule file is missing, empty, or unreadable."""
+
+
+class ParametrizationError(EspalomaLikeError):
+    """A force field could not assign parameters to a molecule."""
+
+
+class ExternalToolError(EspalomaLikeError, RuntimeError):
+    """An external program (antechamber, sqm, parmchk2, tleap) failed."""
+
+
+class CheckpointError(EspalomaLikeError):
+    """A model checkpoint is missing, malformed, or of an unknown format version."""
+
+
+class DataFormatError(EspalomaLikeError, ValueError):
+    """A dataset file does not follow the expected layout."""

@@ -1,0 +1,1 @@
+"""Writers: ParameterSet -> openmm.System, System XML, ForceField XML, template generator."""

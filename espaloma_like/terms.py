@@ -1,0 +1,126 @@
+"""Enumerate the valence terms and nonbonded pair lists of a molecular graph, each term once.
+
+Canonical orders (so that a term has exactly one representation):
+
+* bonds ``(i, j)`` with ``i < j``;
+* angles ``(i, j, k)``, ``j`` the apex, ``i < k``;
+* propers ``(i, j, k, l)`` along a bonded path, oriented so that ``(i, j, k, l) < (l, k, j, i)``;
+* impropers ``(c, a, b, d)`` for every atom ``c`` with exactly three neighbours, ``a < b < d``.
+  The energy is the SMIRNOFF trefoil: the torsions ``(c, a, b, d)``, ``(c, b, d, a)`` and
+  ``(c, d, a, b)``, each with a third of the force constant;
+* 1-4 pairs: atoms three bonds apart and not closer; exclusions: atoms one or two bonds apart;
+  every other pair interacts fully.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from espaloma_like.molecule import MoleculeGraph
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Index arrays of a molecule's terms (all int64, atom indices of the graph).
+
+    Attributes
+    ----------
+    bonds : np.ndarray
+        (B, 2)
+    angles : np.ndarray
+        (A, 3), apex in the middle.
+    propers : np.ndarray
+        (P, 4)
+    impropers : np.ndarray
+        (I, 4), central atom first, outer atoms ascending.
+    pairs_14 : np.ndarray
+        (P14, 2), ``i < j``.
+    exclusions : np.ndarray
+        (E, 2), ``i < j``: 1-2 and 1-3 pairs.
+    pairs_full : np.ndarray
+        (F, 2), ``i < j``: every remaining pair, full nonbonded strength.
+    """
+
+    bonds: np.ndarray
+    angles: np.ndarray
+    propers: np.ndarray
+    impropers: np.ndarray
+    pairs_14: np.ndarray
+    exclusions: np.ndarray
+    pairs_full: np.ndarray
+
+
+def _as_index(rows: list[tuple[int, ...]], width: int) -> np.ndarray:
+    out = np.asarray(sorted(rows), dtype=np.int64)
+    return out.reshape(-1, width)
+
+
+def enumerate_terms(graph: MoleculeGraph) -> Terms:
+    """All terms of ``graph`` in canonical order (see module docstring)."""
+    return terms_from_bonds(graph.n_atoms, graph.bonds)
+
+
+def terms_from_bonds(n_atoms: int, bonds: np.ndarray) -> Terms:
+    """All terms of a graph given by its atom count and (B, 2) bond array."""
+    neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
+    for i, j in bonds.tolist():
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+    for row in neighbours:
+        row.sort()
+
+    bond_rows = [(min(i, j), max(i, j)) for i, j in bonds.tolist()]
+    angle_rows = [
+        (nb[a], j, nb[b])
+        for j, nb in enumerate(neighbours)
+        for a in range(len(nb))
+        for b in range(a + 1, len(nb))
+    ]
+    proper_rows = []
+    for j, k in bond_rows:
+        for i in neighbours[j]:
+            if i == k:
+                continue
+            for m in neighbours[k]:
+                if m == j or m == i:
+                    continue
+                forward = (i, j, k, m)
+                reverse = (m, k, j, i)
+                proper_rows.append(min(forward, reverse))
+    improper_rows = [(c, *nb) for c, nb in enumerate(neighbours) if len(nb) == 3]
+
+    adjacency = np.zeros((n_atoms, n_atoms), dtype=bool)
+    if len(bonds):
+        adjacency[bonds[:, 0], bonds[:, 1]] = True
+        adjacency[bonds[:, 1], bonds[:, 0]] = True
+    within_1 = adjacency | np.eye(n_atoms, dtype=bool)
+    within_2 = (within_1.astype(np.int32) @ within_1.astype(np.int32)) > 0
+    within_3 = (within_2.astype(np.int32) @ within_1.astype(np.int32)) > 0
+    upper = np.triu(np.ones((n_atoms, n_atoms), dtype=bool), k=1)
+    exclusions = np.argwhere(within_2 & upper)
+    pairs_14 = np.argwhere(within_3 & ~within_2 & upper)
+    pairs_full = np.argwhere(~within_3 & upper)
+
+    return Terms(
+        bonds=_as_index(bond_rows, 2),
+        angles=_as_index(angle_rows, 3),
+        propers=_as_index(list(set(proper_rows)), 4),
+        impropers=_as_index(improper_rows, 4),
+        pairs_14=pairs_14.astype(np.int64).reshape(-1, 2),
+        exclusions=exclusions.astype(np.int64).reshape(-1, 2),
+        pairs_full=pairs_full.astype(np.int64).reshape(-1, 2),
+    )
+
+
+def trefoil_torsions(impropers: np.ndarray) -> np.ndarray:
+    """Expand (I, 4) central-first impropers into the (I, 3, 4) trefoil torsion quadruples.
+
+    For ``(c, a, b, d)`` the torsions are ``(c, a, b, d)``, ``(c, b, d, a)``, ``(c, d, a, b)``,
+    which is what OpenMM generates for ``ordering="smirnoff"`` and what OpenFF Interchange writes.
+    """
+    c, a, b, d = impropers.T if len(impropers) else (np.zeros(0, np.int64),) * 4
+    return np.stack(
+        [np.stack([c, a, b, d], -1), np.stack([c, b, d, a], -1), np.stack([c, d, a, b], -1)], 1
+    ).reshape(-1, 3, 4)
