@@ -95,12 +95,28 @@ class MoleculeGraph:
 
     @functools.cached_property
     def symmetry_classes(self) -> np.ndarray:
-        """(N,) int64 topological symmetry class of each atom (equal for equivalent atoms)."""
+        """(N,) int64 symmetry class of each atom; equal for equivalent atoms.
+
+        Equivalence is resonance-aware: ranks are computed on the bond skeleton with elements
+        and hydrogens but without bond orders or formal charges, so the two oxygens of a
+        carboxylate or the three nitrogens of guanidinium share a class.
+        """
         from rdkit import Chem
 
-        return np.asarray(
-            list(Chem.CanonicalRankAtoms(self.rdkit_mol, breakTies=False)), dtype=np.int64
-        )
+        skeleton = Chem.RWMol(self.rdkit_mol)
+        for atom in skeleton.GetAtoms():
+            atom.SetFormalCharge(0)
+            atom.SetIsAromatic(False)
+            atom.SetNoImplicit(True)
+            atom.SetNumExplicitHs(0)
+        for bond in skeleton.GetBonds():
+            bond.SetBondType(Chem.BondType.SINGLE)
+            bond.SetIsAromatic(False)
+        skeleton.UpdatePropertyCache(strict=False)
+        Chem.FastFindRings(skeleton)
+        ranks = list(Chem.CanonicalRankAtoms(skeleton, breakTies=False))
+        _, classes = np.unique(np.asarray(ranks, dtype=np.int64), return_inverse=True)
+        return classes.astype(np.int64)
 
     def to_openff(self) -> OpenFFMolecule:
         """The OpenFF ``Molecule`` with the same atom order (and conformer, if any)."""

@@ -173,4 +173,6 @@ def energy_and_forces(
         xyz = xyz.detach().requires_grad_(True)
     total = energy(parameters, xyz)
     (grad,) = torch.autograd.grad(total.sum(), xyz, create_graph=create_graph)
+    if not create_graph:
+        total = total.detach()
     return total, -grad

@@ -1,0 +1,107 @@
+"""The Sage baseline: labelled parameters equal the offxml values, independent references."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import openmm_energy_forces, symmetric_test_charges
+from espaloma_like.baselines.sage import SAGE, load_forcefield, sage_parameters
+from espaloma_like.molecule import from_smiles, generate_conformers
+
+
+def test_parameters_equal_offxml_values() -> None:
+    forcefield = load_forcefield()
+    graph = from_smiles("CCO")
+    p = sage_parameters(graph, np.zeros(graph.n_atoms))
+    # C-C bond of ethanol is b1 "[#6X4:1]-[#6X4:2]"
+    b1 = forcefield.get_parameter_handler("Bonds").parameters["[#6X4:1]-[#6X4:2]"]
+    row = [tuple(r) for r in p.bonds.indices.tolist()].index((0, 1))
+    assert float(p.bonds.k[row]) == pytest.approx(b1.k.m_as("kJ/mol/nm**2"))
+    assert float(p.bonds.length[row]) == pytest.approx(b1.length.m_as("nm"))
+    # hydroxyl hydrogen LJ: "[#1:1]-[#8]"
+    h = forcefield.get_parameter_handler("vdW").parameters["[#1:1]-[#8]"]
+    expected_eps = h.epsilon.m_as("kJ/mol")
+    assert float(p.nonbonded.epsilon[8]) == pytest.approx(expected_eps)
+    assert p.nonbonded.coulomb_14_scale == pytest.approx(1 / 1.2, rel=1e-9)
+    assert p.nonbonded.lj_14_scale == 0.5
+
+
+def test_impropers_are_trefoil_with_total_k() -> None:
+    forcefield = load_forcefield()
+    graph = from_smiles("CC(=O)NC")
+    p = sage_parameters(graph, np.zeros(graph.n_atoms))
+    assert p.impropers.trefoil
+    labels = forcefield.label_molecules(graph.to_openff().to_topology())[0]["ImproperTorsions"]
+    assert len(p.impropers.indices) == len(labels)
+    for key, param in labels.items():
+        row = [r[0] for r in p.impropers.indices.tolist()].index(key[1])
+        n = param.periodicity[0]
+        # SMIRNOFF idivf "auto": each of the three trefoil torsions gets k / 3; we store k.
+        assert float(p.impropers.k[row, n - 1]) == pytest.approx(param.k[0].m_as("kJ/mol"))
+        assert float(p.impropers.phase[row, n - 1]) == pytest.approx(math.pi)
+
+
+def test_labelled_torsions_cover_every_proper() -> None:
+    from espaloma_like.terms import enumerate_terms
+
+    graph = from_smiles("CC(=O)Nc1ccc(O)cc1")
+    p = sage_parameters(graph, np.zeros(graph.n_atoms))
+    assert {tuple(r) for r in p.propers.indices.tolist()} == {
+        tuple(r) for r in enumerate_terms(graph).propers.tolist()
+    }
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("openff.interchange") is None,
+    reason="openff-interchange is not importable (it needs Python >= 3.12)",
+)
+def test_matches_interchange() -> None:
+    from openff.interchange import Interchange
+    from openff.units import unit
+
+    for smiles in ("CC(=O)Nc1ccc(O)cc1", "CC(=O)[O-]", "c1ccsc1"):
+        graph = from_smiles(smiles)
+        charges = symmetric_test_charges(graph)
+        ours = sage_parameters(graph, charges)
+        molecule = graph.to_openff()
+        molecule.partial_charges = charges * unit.elementary_charge
+        interchange = Interchange.from_smirnoff(
+            load_forcefield(SAGE), [molecule], charge_from_molecules=[molecule]
+        )
+        reference = interchange.to_openmm_system()
+        from espaloma_like.export.openmm_system import to_openmm_system
+
+        for xyz in generate_conformers(graph, 2, seed=1):
+            e_ref, _ = openmm_energy_forces(reference, xyz)
+            e_ours, _ = openmm_energy_forces(to_openmm_system(ours), xyz)
+            assert e_ours == pytest.approx(e_ref, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_am1bcc_charges_are_cached_and_symmetric(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from espaloma_like.baselines import am1bcc, sage
+
+    monkeypatch.setenv("ESPALOMA_LIKE_CACHE_DIR", str(tmp_path))
+    molecule = sage("CC(=O)[O-]")
+    q = molecule.charges
+    assert q.sum() == pytest.approx(-1.0, abs=1e-12)
+    assert q[2] == q[3]  # carboxylate oxygens
+    assert q[4] == q[5] == q[6]
+    assert -1.0 < q[2] < -0.6  # AM1-BCC carboxylate O is about -0.8 e
+    assert len(list((tmp_path / "am1bcc").glob("*.json"))) == 1
+    # another atom order of the same molecule hits the cache and gets the same charges per atom
+    reordered = from_smiles("[O-:1][C:2](=[O:3])[C:4]([H:5])([H:6])[H:7]")
+
+    def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("AM1-BCC recomputed despite the cache")
+
+    monkeypatch.setattr(am1bcc, "compute_am1bcc", fail)
+    q2 = am1bcc.am1bcc_charges(reordered)
+    assert q2[0] == pytest.approx(q[2]) and q2[3] == pytest.approx(q[0])
+    energy_ok = sage(reordered)  # full path through the cache
+    assert torch.isclose(energy_ok.parameters.nonbonded.charges.sum(), torch.tensor(-1.0, dtype=torch.float64))
