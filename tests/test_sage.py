@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import openmm_energy_forces, symmetric_test_charges
-from espaloma_like.baselines.sage import SAGE, load_forcefield, sage_parameters
+from espaloma_like.baselines.sage_labels import SAGE, load_forcefield, sage_parameters
 from espaloma_like.molecule import from_smiles, generate_conformers
 
 

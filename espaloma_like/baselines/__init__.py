@@ -34,7 +34,7 @@ def sage(molecule: Any, charges: Any = None) -> ParametrizedMolecule:
     charges : array_like, optional
         (N,) partial charges in e to use instead of AM1-BCC (e.g. precomputed ones).
     """
-    from espaloma_like.baselines.sage import sage_parameters
+    from espaloma_like.baselines.sage_labels import sage_parameters
 
     graph = as_molecule_graph(molecule)
     return ParametrizedMolecule(graph, sage_parameters(graph, _charges(graph, charges)))

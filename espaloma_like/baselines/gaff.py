@@ -15,7 +15,8 @@ The recipe is the usual Amber one, pinned to GAFF 2.11 (``gaff211.dat``) rather 
 Impropers are Amber ones (one torsion, central atom third), so the ParameterSet has
 ``impropers.trefoil = False``. Which prmtop dihedrals are impropers is read from the prmtop's
 own flag (negative fourth atom pointer), not guessed from connectivity, which is ambiguous in
-three-membered rings.
+three-membered rings. tleap writes some impropers reversed (central atom second, whenever atom 0
+would be third or fourth); they are turned back, which leaves the dihedral angle unchanged.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ GAFF_VERSION = "gaff-2.11"
 GAFF_PARAMETER_FILE = "gaff211.dat"
 
 #: Lines of tleap output that mean the prmtop is missing or wrong although tleap exited 0.
-_LEAP_ERROR = re.compile(r"error|fatal|could not find|failed|does not have a type", re.IGNORECASE)
+_LEAP_ERROR = re.compile(
+    r"error|fatal|could not (find|open)|failed|does not have a type|not saved", re.IGNORECASE
+)
 _LEAP_NO_ERRORS = re.compile(r"Errors\s*=\s*0\b")
 
 
@@ -85,12 +88,34 @@ def _write_charges(charges: np.ndarray, path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
-def _run_amber(graph: MoleculeGraph, charges: np.ndarray, work: Path, timeout: float) -> None:
-    """Run antechamber, parmchk2 and tleap in ``work``; leaves ``mol.prmtop`` there."""
+def build_gaff_prmtop(
+    graph: MoleculeGraph, charges: np.ndarray, work: Path, timeout: float = 600.0
+) -> Path:
+    """Run antechamber, parmchk2 and tleap in the directory ``work``; the GAFF-2.11 prmtop.
+
+    Parameters
+    ----------
+    graph : MoleculeGraph
+        The molecule; one ETKDG conformer (or its own positions) is written for antechamber.
+        Undefined stereochemistry is allowed: the parameters do not depend on it.
+    charges : np.ndarray
+        (N,) partial charges, e, written into the mol2 (6 decimals) and so into the prmtop.
+    work : pathlib.Path
+        An existing directory; ``in.sdf``, ``typed.mol2``, ``missing.frcmod``, ``leap.in``,
+        ``leap.log``, ``mol.prmtop`` and ``mol.inpcrd`` are left there.
+    timeout : float
+        Seconds allowed to each program.
+
+    Returns
+    -------
+    pathlib.Path
+        ``work / "mol.prmtop"``.
+    """
     from espaloma_like.baselines._tools import run_tool
     from espaloma_like.baselines.am1bcc import write_sdf
 
-    positions = generate_conformers(graph, n_conformers=1, seed=0)[0]
+    # GAFF types and parameters depend on the graph only, not on the stereoisomer embedded.
+    positions = generate_conformers(graph, n_conformers=1, seed=0, allow_undefined_stereo=True)[0]
     write_sdf(graph, positions, work / "in.sdf")
     _write_charges(charges, work / "charges.txt")
     run_tool(
@@ -125,15 +150,30 @@ def _run_amber(graph: MoleculeGraph, charges: np.ndarray, work: Path, timeout: f
         "saveamberparm mol mol.prmtop mol.inpcrd\n"
         "quit\n"
     )
+    prmtop = work / "mol.prmtop"
+    prmtop.unlink(missing_ok=True)
     output = run_tool(["tleap", "-s", "-f", "leap.in"], cwd=work, timeout=timeout)
     log = (work / "leap.log").read_text() if (work / "leap.log").is_file() else output
-    problems = [
-        line for line in (output + "\n" + log).splitlines()
-        if _LEAP_ERROR.search(line) and not _LEAP_NO_ERRORS.search(line)
-    ]
-    if problems or not (work / "mol.prmtop").is_file() or (work / "mol.prmtop").stat().st_size == 0:
-        detail = "\n".join(dict.fromkeys(problems)) if problems else _tail(log)
-        raise ExternalToolError(f"tleap failed for {graph.name!r}:\n{_tail(detail)}")
+    problems = leap_errors(log)
+    if problems or not prmtop.is_file() or prmtop.stat().st_size == 0:
+        detail = "\n".join(problems[:20]) if problems else _tail(log)
+        raise ExternalToolError(f"tleap failed for {graph.name!r}:\n{detail}")
+    return prmtop
+
+
+def leap_errors(log: str) -> list[str]:
+    """Error lines of a tleap log, each with the line after it (tleap puts the reason there).
+
+    tleap exits 0 after errors such as missing parameters; it then skips or truncates the
+    prmtop, so the log has to be read.
+    """
+    lines = log.splitlines()
+    found: dict[str, None] = {}
+    for index, line in enumerate(lines):
+        if _LEAP_ERROR.search(line) and not _LEAP_NO_ERRORS.search(line):
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            found[f"{line.strip()} {following}".strip()] = None
+    return list(found)
 
 
 def read_prmtop_flag(text: str, flag: str) -> list[str]:
@@ -164,6 +204,13 @@ def _improper_flags(prmtop_text: str) -> list[tuple[tuple[int, int, int, int], b
         a, b, c, d = pointers[i : i + 4]
         out.append(((a // 3, b // 3, abs(c) // 3, abs(d) // 3), d < 0))
     return out
+
+
+def _md(quantity: Any) -> float:
+    """An OpenMM Quantity in MD units (nm, kJ/mol, rad, e) as a float."""
+    from openmm import unit
+
+    return float(quantity.value_in_unit_system(unit.md_unit_system))
 
 
 def _force(system: openmm.System, kind: type) -> Any:
@@ -221,8 +268,8 @@ def _check_order(graph: MoleculeGraph, prmtop: Any) -> None:
     graph_bonds = {tuple(sorted(b)) for b in graph.bonds.tolist()}
     if prmtop_bonds != graph_bonds:
         raise ParametrizationError(
-            f"tleap changed the bonds of {graph.name!r}: "
-            f"extra {sorted(prmtop_bonds - graph_bonds)}, missing {sorted(graph_bonds - prmtop_bonds)}"
+            f"tleap changed the bonds of {graph.name!r}: extra "
+            f"{sorted(prmtop_bonds - graph_bonds)}, missing {sorted(graph_bonds - prmtop_bonds)}"
         )
 
 
@@ -242,9 +289,7 @@ def scale_factors_14(prmtop_text: str) -> tuple[float, float]:
     scales = []
     for flag, default in (("SCEE_SCALE_FACTOR", 1.2), ("SCNB_SCALE_FACTOR", 2.0)):
         values = read_prmtop_flag(prmtop_text, flag)
-        found = {float(values[t]) for t in types} if values else {default}
-        if not types:
-            found = {default}
+        found = {float(values[t]) for t in types} if types and values else {default}
         if len(found) != 1 or 0.0 in found:
             raise ParametrizationError(f"prmtop {flag} is not uniform: {sorted(found)}")
         scales.append(1.0 / found.pop())
@@ -269,9 +314,7 @@ def gaff_parameters(
     Returns
     -------
     ParameterSet
-        Bonds and angles in the canonical order of :func:`enumerate_terms`, propers in canonical
-        orientation, Amber impropers as written by tleap (central atom third,
-        ``trefoil=False``), 1-4 scaling 1/1.2 (Coulomb) and 1/2 (LJ).
+        See :func:`parameters_from_prmtop`.
 
     Raises
     ------
@@ -281,6 +324,46 @@ def gaff_parameters(
         The prmtop does not match the graph (atom order, bonds, terms) or holds terms the
         ParameterSet cannot represent.
     """
+    charges = np.asarray(charges, dtype=np.float64)
+    if charges.shape != (graph.n_atoms,):
+        raise ValueError(f"charges must have shape ({graph.n_atoms},), got {charges.shape}")
+    with tempfile.TemporaryDirectory(prefix="espaloma_like_gaff_") as scratch:
+        prmtop = build_gaff_prmtop(graph, charges, Path(scratch), timeout)
+        return parameters_from_prmtop(graph, prmtop, charges)
+
+
+def prmtop_system(path: Path) -> tuple[Any, openmm.System]:
+    """``(AmberPrmtopFile, System)`` of a prmtop: vacuum, no cutoff, no constraints, no CM motion
+    removal -- the System :func:`parameters_from_prmtop` converts."""
+    from openmm.app import AmberPrmtopFile, NoCutoff
+
+    prmtop = AmberPrmtopFile(str(path))
+    system = prmtop.createSystem(
+        nonbondedMethod=NoCutoff, constraints=None, rigidWater=False, removeCMMotion=False
+    )
+    return prmtop, system
+
+
+def parameters_from_prmtop(graph: MoleculeGraph, path: Path, charges: np.ndarray) -> ParameterSet:
+    """Convert the GAFF prmtop at ``path``, built for ``graph``, into a :class:`ParameterSet`.
+
+    Parameters
+    ----------
+    graph : MoleculeGraph
+        The molecule the prmtop was built for, in the prmtop's atom order (checked).
+    path : pathlib.Path
+        The prmtop file.
+    charges : np.ndarray
+        (N,) partial charges, e, stored as given; the prmtop's must agree to 1e-5 e.
+
+    Returns
+    -------
+    ParameterSet
+        Bonds and angles in the canonical order of :func:`enumerate_terms`, propers in canonical
+        orientation (all periodicities of a quadruple in one row), Amber impropers with the
+        central atom third (``trefoil=False``), 1-4 scaling ``1/SCEE`` (Coulomb) and ``1/SCNB``
+        (LJ), i.e. 1/1.2 and 1/2.
+    """
     import torch
     from openmm import (
         HarmonicAngleForce,
@@ -288,21 +371,11 @@ def gaff_parameters(
         NonbondedForce,
         PeriodicTorsionForce,
     )
-    from openmm.app import AmberPrmtopFile, NoCutoff
 
     charges = np.asarray(charges, dtype=np.float64)
-    if charges.shape != (graph.n_atoms,):
-        raise ValueError(f"charges must have shape ({graph.n_atoms},), got {charges.shape}")
-
-    with tempfile.TemporaryDirectory(prefix="espaloma_like_gaff_") as scratch:
-        work = Path(scratch)
-        _run_amber(graph, charges, work, timeout)
-        prmtop_text = (work / "mol.prmtop").read_text()
-        prmtop = AmberPrmtopFile(str(work / "mol.prmtop"))
+    prmtop_text = Path(path).read_text()
+    prmtop, system = prmtop_system(Path(path))
     _check_order(graph, prmtop)
-    system = prmtop.createSystem(
-        nonbondedMethod=NoCutoff, constraints=None, rigidWater=False, removeCMMotion=False
-    )
     terms = enumerate_terms(graph)
 
     bond_force = _force(system, HarmonicBondForce)
@@ -312,15 +385,15 @@ def gaff_parameters(
         key = (min(i, j), max(i, j))
         if key in bonds:
             raise ParametrizationError(f"GAFF bond {key} of {graph.name!r} given twice")
-        bonds[key] = (k._value, length._value)  # OpenMM MD units: kJ/mol/nm^2, nm
+        bonds[key] = (_md(k), _md(length))  # kJ/mol/nm^2, nm
     angle_force = _force(system, HarmonicAngleForce)
     angles: dict[tuple[int, ...], tuple[float, float]] = {}
     for index in range(angle_force.getNumAngles()):
         i, j, m, theta, k = angle_force.getAngleParameters(index)
-        key = (min(i, m), j, max(i, m))
-        if key in angles:
-            raise ParametrizationError(f"GAFF angle {key} of {graph.name!r} given twice")
-        angles[key] = (k._value, theta._value)
+        triple = (min(i, m), j, max(i, m))
+        if triple in angles:
+            raise ParametrizationError(f"GAFF angle {triple} of {graph.name!r} given twice")
+        angles[triple] = (_md(k), _md(theta))
     for name, found, expected in (("bonds", bonds, terms.bonds), ("angles", angles, terms.angles)):
         wanted = {tuple(row) for row in expected.tolist()}
         if set(found) != wanted:
@@ -343,15 +416,16 @@ def gaff_parameters(
             raise ParametrizationError(f"OpenMM torsion {quad} != prmtop dihedral {flag_quad}")
         if is_improper:
             quad = _central_third(quad, bonded)
-            _add_torsion_term(impropers, quad, periodicity, phase._value, k._value)
+            _add_torsion_term(impropers, quad, periodicity, _md(phase), _md(k))
         else:
             canonical = min(quad, quad[::-1])
-            _add_torsion_term(propers, canonical, periodicity, phase._value, k._value)
-    graph_propers = {tuple(row) for row in terms.propers.tolist()}
-    if set(propers) != graph_propers:
+            _add_torsion_term(propers, canonical, periodicity, _md(phase), _md(k))
+    wanted_propers = {tuple(row) for row in terms.propers.tolist()}
+    if set(propers) != wanted_propers:
+        extra, missing = set(propers) - wanted_propers, wanted_propers - set(propers)
         raise ParametrizationError(
-            f"GAFF propers of {graph.name!r} do not match the graph: extra "
-            f"{sorted(set(propers) - graph_propers)}, missing {sorted(graph_propers - set(propers))}"
+            f"GAFF propers of {graph.name!r} do not match the graph: extra {sorted(extra)}, "
+            f"missing {sorted(missing)}"
         )
 
     nonbonded = _force(system, NonbondedForce)
@@ -360,9 +434,12 @@ def gaff_parameters(
     prmtop_charges = np.zeros(graph.n_atoms)
     for index in range(graph.n_atoms):
         q, s, e = nonbonded.getParticleParameters(index)
-        prmtop_charges[index], sigma[index], epsilon[index] = q._value, s._value, e._value
-    if not np.allclose(prmtop_charges, charges, atol=1e-5):
-        raise ParametrizationError(f"the prmtop charges of {graph.name!r} are not the given ones")
+        prmtop_charges[index], sigma[index], epsilon[index] = _md(q), _md(s), _md(e)
+    deviation = float(np.abs(prmtop_charges - charges).max(initial=0.0))
+    if deviation > 1e-5:  # antechamber keeps 6 decimals; more means a reordering
+        raise ParametrizationError(
+            f"the prmtop charges of {graph.name!r} differ from the given ones by {deviation:.2g} e"
+        )
     coulomb_14_scale, lj_14_scale = scale_factors_14(prmtop_text)
     _check_exceptions(
         graph, nonbonded, terms.exclusions, terms.pairs_14, prmtop_charges, sigma, epsilon,
@@ -421,7 +498,7 @@ def _check_exceptions(
     found: dict[tuple[int, int], tuple[float, float, float]] = {}
     for index in range(nonbonded.getNumExceptions()):
         i, j, qq, s, e = nonbonded.getExceptionParameters(index)
-        found[(min(i, j), max(i, j))] = (qq._value, s._value, e._value)
+        found[(min(i, j), max(i, j))] = (_md(qq), _md(s), _md(e))
     if set(found) != excluded | one_four:
         raise ParametrizationError(
             f"prmtop nonbonded exceptions of {graph.name!r} are not the 1-2, 1-3 and 1-4 pairs"

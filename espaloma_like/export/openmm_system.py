@@ -33,12 +33,10 @@ def _md():  # type: ignore[no-untyped-def]
 def _add_torsions(
     force: openmm.PeriodicTorsionForce, quads: np.ndarray, k: np.ndarray, phase: np.ndarray
 ) -> None:
-    for row in range(quads.shape[0]):
-        a, b, c, d = (int(x) for x in quads[row])
-        for column in range(N_PERIODICITIES):
-            if k[row, column] != 0.0:
-                force.addTorsion(a, b, c, d, column + 1, float(phase[row, column]),
-                                 float(k[row, column]))
+    rows, columns = np.nonzero(k)
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+        a, b, c, d = quads[row].tolist()
+        force.addTorsion(a, b, c, d, column + 1, float(phase[row, column]), float(k[row, column]))
 
 
 def to_openmm_system(parameters: ParameterSet) -> openmm.System:

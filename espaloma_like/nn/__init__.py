@@ -1,0 +1,1 @@
+"""The graph neural network: features, batching, model, checkpoints."""
