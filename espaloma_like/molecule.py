@@ -287,6 +287,52 @@ def from_openff(molecule: OpenFFMolecule) -> MoleculeGraph:
     return from_rdkit(rd, name=molecule.name or "")
 
 
+def iter_molecule_file(path: str | Path) -> Iterator[tuple[str, MoleculeGraph | MoleculeInputError]]:
+    """Yield ``(name, graph or error)`` for every record of an SDF or mol2 file, in order.
+
+    A record that cannot be read yields its error instead of stopping the iteration, so
+    callers can report it and go on with the others.
+
+    Raises
+    ------
+    MoleculeFileError
+        The file is missing, of an unknown type, or holds no records.
+    """
+    from rdkit import Chem
+    from rdkit import RDLogger
+
+    path = Path(path)
+    if not path.is_file():
+        raise MoleculeFileError(f"no such molecule file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".sdf", ".sd", ".mol"):
+        RDLogger.DisableLog("rdApp.*")
+        try:
+            supplier = Chem.SDMolSupplier(str(path), removeHs=False, sanitize=True)
+            records = [(index, supplier[index]) for index in range(len(supplier))]
+        finally:
+            RDLogger.EnableLog("rdApp.*")
+    elif suffix == ".mol2":
+        records = [(0, Chem.MolFromMol2File(str(path), removeHs=False, sanitize=True))]
+    else:
+        raise MoleculeFileError(
+            f"unknown molecule file type {suffix!r} for {path}; use one of "
+            + ", ".join(MOLECULE_FILE_SUFFIXES)
+        )
+    if not records:
+        raise MoleculeFileError(f"no molecules in {path}")
+    for index, mol in records:
+        label = f"{path.name}#{index}"
+        if mol is None:
+            yield label, MoleculeFileError(f"record {index} of {path} could not be read by RDKit")
+            continue
+        name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
+        try:
+            yield (name or label), from_rdkit(mol, name=name)
+        except MoleculeInputError as err:
+            yield (name or label), err
+
+
 def read_molecules(path: str | Path) -> Iterator[MoleculeGraph]:
     """Yield every molecule of an SDF (one or many records) or mol2 file, in file order.
 
@@ -294,33 +340,13 @@ def read_molecules(path: str | Path) -> Iterator[MoleculeGraph]:
     ------
     MoleculeFileError
         The file is missing, of an unknown type, empty, or a record cannot be read.
+    MoleculeInputError
+        A record holds chemistry the package does not cover (its specific subclass).
     """
-    from rdkit import Chem
-
-    path = Path(path)
-    if not path.is_file():
-        raise MoleculeFileError(f"no such molecule file: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".sdf", ".sd", ".mol"):
-        supplier = Chem.SDMolSupplier(str(path), removeHs=False, sanitize=True)
-        count = 0
-        for index, mol in enumerate(supplier):
-            if mol is None:
-                raise MoleculeFileError(f"record {index} of {path} could not be read by RDKit")
-            count += 1
-            yield from_rdkit(mol, name=mol.GetProp("_Name").strip() if mol.HasProp("_Name") else "")
-        if count == 0:
-            raise MoleculeFileError(f"no molecules in {path}")
-    elif suffix == ".mol2":
-        mol = Chem.MolFromMol2File(str(path), removeHs=False, sanitize=True)
-        if mol is None:
-            raise MoleculeFileError(f"RDKit could not read mol2 file {path}")
-        yield from_rdkit(mol)
-    else:
-        raise MoleculeFileError(
-            f"unknown molecule file type {suffix!r} for {path}; use one of "
-            + ", ".join(MOLECULE_FILE_SUFFIXES)
-        )
+    for _name, item in iter_molecule_file(path):
+        if isinstance(item, Exception):
+            raise item
+        yield item
 
 
 def read_molecule(path: str | Path) -> MoleculeGraph:
@@ -411,7 +437,8 @@ def generate_conformers(
 
     mol = Chem.Mol(graph.rdkit_mol)
     params = AllChem.ETKDGv3()
-    params.randomSeed = seed
+    # RDKit's randomSeed=0 yields identical embeddings for every conformer: shift the seed.
+    params.randomSeed = 1 + int(seed)
     params.pruneRmsThresh = 0.1
     ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
     if not ids:

@@ -45,7 +45,7 @@ def gaff(molecule: Any, charges: Any = None) -> ParametrizedMolecule:
 
     Parameters are as for :func:`sage`.
     """
-    from espaloma_like.baselines.gaff import gaff_parameters
+    from espaloma_like.baselines.gaff_amber import gaff_parameters
 
     graph = as_molecule_graph(molecule)
     return ParametrizedMolecule(graph, gaff_parameters(graph, _charges(graph, charges)))

@@ -32,12 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read_inputs(text: str) -> Iterator[tuple[str, Any]]:
     """Yield (name, molecule input) pairs; errors in individual records surface later."""
-    from espaloma_like.molecule import looks_like_molecule_file, read_molecules
+    from espaloma_like.molecule import iter_molecule_file, looks_like_molecule_file
 
     path = Path(text)
     if looks_like_molecule_file(text):
-        for n, graph in enumerate(read_molecules(path)):
-            yield graph.name or f"mol{n}", graph
+        yield from iter_molecule_file(path)
     elif path.suffix.lower() in SMILES_LIST_SUFFIXES:
         if not path.is_file():
             from espaloma_like.exceptions import MoleculeFileError
@@ -85,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if len(inputs) == 1:
         _name, molecule = inputs[0]
+        if isinstance(molecule, Exception):
+            raise molecule
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(_xml(parametrize(molecule), args.format))
         print(f"wrote {output}")
@@ -96,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
                                                   disable=not sys.stderr.isatty())):
         target = output / f"{index:05d}_{_safe_name(name)}.xml"
         try:
+            if isinstance(molecule, Exception):
+                raise molecule
             target.write_text(_xml(parametrize(molecule), args.format))
         except EspalomaLikeError as err:
             failures.append((index, name, err))

@@ -128,21 +128,24 @@ def _repair_uncharged_valence(mol: Chem.Mol) -> Chem.Mol | None:
     for atom in rw.GetAtoms():
         if atom.GetAtomicNum() != 7 or atom.GetFormalCharge() != 0:
             continue
-        valence = sum(b.GetBondTypeAsDouble() for b in atom.GetBonds()) + atom.GetTotalNumHs()
+        valence = sum(b.GetBondTypeAsDouble() for b in atom.GetBonds()) + atom.GetNumExplicitHs()
         if valence != 4:
             continue
         partner = None
         for bond in atom.GetBonds():
             other = bond.GetOtherAtom(atom)
+            # degree 1: no hydrogen atom on it (the files list hydrogens as atoms); RDKit's
+            # implicit-H guess for such an O is what made it look like a hydroxyl
             if (other.GetAtomicNum() == 8 and other.GetFormalCharge() == 0
                     and bond.GetBondType() == Chem.BondType.SINGLE and other.GetDegree() == 1
-                    and other.GetTotalNumHs() == 0):
+                    and other.GetNumExplicitHs() == 0):
                 partner = other
                 break
         if partner is None:
             return None
         atom.SetFormalCharge(1)
         partner.SetFormalCharge(-1)
+        partner.SetNoImplicit(True)
         changed = True
     return rw.GetMol() if changed else None
 
@@ -222,23 +225,21 @@ def _read_mol2_block(text: str, name: str, source: str) -> MoleculeSource:
 
 def _read_mol2_tarball(path: Path, folders: Sequence[str], suffix: str,
                        source: str) -> list[MoleculeSource]:
+    texts = {}
+    # one sequential pass: random access into a .tar.gz re-decompresses from the start
+    with tarfile.open(path, mode="r:*") as archive:
+        for member in archive:
+            if (member.isfile() and member.name.endswith(suffix) and "/._" not in member.name
+                    and any(f"/{folder}/" in member.name for folder in folders)):
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    texts[member.name] = handle.read().decode("utf-8", errors="replace")
     out = []
     _quiet()
     try:
-        with tarfile.open(path) as archive:
-            members = sorted(
-                (m for m in archive.getmembers()
-                 if m.isfile() and m.name.endswith(suffix) and "/._" not in m.name
-                 and any(f"/{folder}/" in m.name for folder in folders)),
-                key=lambda m: m.name,
-            )
-            for member in members:
-                handle = archive.extractfile(member)
-                if handle is None:
-                    continue
-                text = handle.read().decode("utf-8", errors="replace")
-                name = Path(member.name).name.removesuffix(suffix).removesuffix("_tripos")
-                out.append(_read_mol2_block(text, name, source))
+        for member_name in sorted(texts):
+            name = Path(member_name).name.removesuffix(suffix).removesuffix("_tripos")
+            out.append(_read_mol2_block(texts[member_name], name, source))
     finally:
         _loud()
     return out
