@@ -401,11 +401,27 @@ def undefined_stereo(graph: MoleculeGraph) -> list[str]:
     mol = Chem.Mol(graph.rdkit_mol)
     if graph.positions is not None:
         return []  # 3D input fixes the configuration
+    classes = graph.symmetry_classes
     found = []
     for info in Chem.FindPotentialStereo(mol):
-        if info.specified == Chem.StereoSpecified.Unspecified:
-            kind = "atom" if info.type == Chem.StereoType.Atom_Tetrahedral else "bond"
-            found.append(f"{kind} {info.centeredOn}")
+        if info.specified != Chem.StereoSpecified.Unspecified:
+            continue
+        if info.type == Chem.StereoType.Atom_Tetrahedral:
+            neighbours = [n.GetIdx() for n in mol.GetAtomWithIdx(info.centeredOn).GetNeighbors()]
+            # resonance-equivalent substituents (the O of a phosphonate) make no stereocentre
+            if len({int(classes[n]) for n in neighbours}) < len(neighbours):
+                continue
+            found.append(f"atom {info.centeredOn}")
+        else:
+            bond = mol.GetBondWithIdx(info.centeredOn)
+            ends = (bond.GetBeginAtom(), bond.GetEndAtom())
+            symmetric_end = False
+            for end, other in (ends, ends[::-1]):
+                subs = [n.GetIdx() for n in end.GetNeighbors() if n.GetIdx() != other.GetIdx()]
+                if len(subs) == 2 and classes[subs[0]] == classes[subs[1]]:
+                    symmetric_end = True
+            if not symmetric_end:
+                found.append(f"bond {bond.GetBeginAtomIdx()}-{bond.GetEndAtomIdx()}")
     return found
 
 

@@ -165,3 +165,11 @@ def test_inequivalent_atoms_stay_apart() -> None:
     assert classes[2] != classes[3]
     classes = from_smiles("OCCN").symmetry_classes
     assert len(set(classes[:4].tolist())) == 4
+
+
+def test_resonance_equivalent_substituents_make_no_stereocentre() -> None:
+    from espaloma_like.molecule import undefined_stereo
+
+    assert undefined_stereo(from_smiles("COP(=O)([O-])c1ccccc1")) == []  # phosphonate
+    assert undefined_stereo(from_smiles("CS(=O)c1ccccc1")) != []  # a sulfoxide is chiral
+    assert undefined_stereo(from_smiles("CC=CC")) != []  # E/Z unspecified

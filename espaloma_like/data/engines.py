@@ -361,12 +361,21 @@ class PySCFEngine(Engine):
     is libxc's B3LYP with VWN-RPA, the Gaussian and Psi4 convention used by espaloma's data. An
     SCF that does not converge (``mf.converged`` False) or any exception is recorded as an error.
 
-    Cost, measured on 2 CPU cores (PySCF 2.14, energy + gradient): water with
-    b3lyp-d3bj/def2-svp about 1.5 s (0.9 s SCF + 0.5 s gradient; 24 basis functions), methane about
-    1.7 s; water with b3lyp-d3bj/dzvp about 0.9 s; water with wb97m-d3bj/def2-tzvppd about 3 s
-    (74 basis functions), methane about 8 s. Cost grows roughly as N^3 in basis functions, so a
-    30-atom molecule at wb97m-d3bj/def2-tzvppd takes tens of minutes per conformation here. Set
-    ``OMP_NUM_THREADS`` (PySCF uses OpenMP) before importing PySCF to control threads.
+    Cost of one energy + gradient, measured with PySCF 2.14 on one thread of a busy 2-core
+    machine (after a one-time set-up of about 1 s in the first call):
+
+    ======================== ===================== =====================
+    preset                   water                 methane
+    ======================== ===================== =====================
+    b3lyp-d3bj/def2-svp      0.6-1.0 s (24 AOs)    1.7 s (34 AOs)
+    b3lyp-d3bj/dzvp          0.45 s (18 AOs)       0.8 s (22 AOs)
+    wb97m-d3bj/def2-tzvppd   4 s (74 AOs)          11 s (105 AOs)
+    ======================== ===================== =====================
+
+    Cost grows roughly as the cube of the number of basis functions, so a 30-atom molecule at
+    wb97m-d3bj/def2-tzvppd takes on the order of an hour per conformation on such a machine. Two
+    OpenMP threads competing with other processes on 2 cores were 2-4x *slower* than one: pass
+    ``n_threads`` (or set ``OMP_NUM_THREADS``) to match the cores actually free.
 
     Parameters
     ----------
@@ -386,6 +395,9 @@ class PySCFEngine(Engine):
         Maximum SCF cycles before the conformation counts as failed.
     max_memory_mb : int
         Memory PySCF may use, MB.
+    n_threads : int or None
+        OpenMP threads for PySCF during :meth:`compute` (``pyscf.lib.num_threads``, restored
+        afterwards); None keeps PySCF's setting (``OMP_NUM_THREADS`` or all cores).
     """
 
     functional: str = "b3lyp"
@@ -396,6 +408,7 @@ class PySCFEngine(Engine):
     conv_tol: float = 1e-9
     max_cycle: int = 100
     max_memory_mb: int = 4000
+    n_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.dispersion and self.functional.lower().endswith("-v"):
@@ -508,10 +521,23 @@ class PySCFEngine(Engine):
             raise ImportError(
                 "PySCFEngine needs pyscf and pyscf-dispersion: pip install 'espaloma_like[qm]'"
             ) from err
+        from pyscf import lib
+
         numbers, xyz = _check_inputs(atomic_numbers, conformations_nm, total_charge, multiplicity)
         self._check_setup(numbers)
         bohr = xyz / BOHR_TO_NM
-        n_conf, n_atoms = xyz.shape[:2]
+        threads_before = lib.num_threads()
+        if self.n_threads is not None:
+            lib.num_threads(self.n_threads)
+        try:
+            return self._compute(numbers, bohr, total_charge, multiplicity)
+        finally:
+            lib.num_threads(threads_before)
+
+    def _compute(
+        self, numbers: np.ndarray, bohr: np.ndarray, total_charge: int, multiplicity: int
+    ) -> EngineResult:
+        n_conf, n_atoms = bohr.shape[:2]
         energies = np.full(n_conf, np.nan)
         forces = np.full((n_conf, n_atoms, 3), np.nan)
         errors: list[str | None] = []

@@ -2,7 +2,7 @@
 
 Every function returns ``(C, N, 3)`` float64 positions in nm, atoms in the order of the given
 :class:`~espaloma_like.molecule.MoleculeGraph`, and is deterministic for a given seed (OpenMM
-runs on the CPU platform with one thread and deterministic forces, or on Reference).
+runs on the Reference platform: deterministic, and faster than CPU for molecules this small).
 
 Sampling only needs plausible geometries, not accurate energies, so the force field is Sage
 valence and Lennard-Jones terms with cheap charges (:func:`sampling_charges`: Gasteiger charges
@@ -107,7 +107,7 @@ class SamplingConfig(BaseModel):
     n_scan_points: int = Field(24, ge=2)
     max_scans_per_molecule: int = Field(1, ge=0)
     scan_restraint_k: float = Field(5000.0, gt=0.0)
-    minimize_tolerance: float = Field(1.0, gt=0.0)
+    minimize_tolerance: float = Field(10.0, gt=0.0)
     minimize_max_iterations: int = Field(2000, ge=0)
     min_nonbonded_distance: float = Field(0.07, ge=0.0)
     max_bond_stretch: float = Field(1.5, gt=1.0)
@@ -205,7 +205,7 @@ def dihedral_angles(positions: np.ndarray, quad: tuple[int, int, int, int]) -> n
     n1 = np.cross(b0, b1)
     n2 = np.cross(b1, b2)
     m = np.cross(n1, b1 / np.linalg.norm(b1, axis=-1, keepdims=True))
-    return np.arctan2(np.sum(m * n2, axis=-1), np.sum(n1 * n2, axis=-1))
+    return -np.arctan2(np.sum(m * n2, axis=-1), np.sum(n1 * n2, axis=-1))
 
 
 def valid_geometries(
@@ -289,15 +289,15 @@ def _rotate(x: np.ndarray, moving: np.ndarray, j: int, k: int, angle: float) -> 
 
 
 def _context(system: openmm.System, integrator: openmm.Integrator) -> openmm.Context:
-    """A context on the CPU platform (one thread, deterministic forces), else Reference."""
+    """A context on the Reference platform.
+
+    Why not CPU: for molecules of tens of atoms in vacuum without cutoff, one force evaluation
+    on Reference takes about a quarter of the time it takes on the CPU platform with one thread
+    (0.07 ms vs 0.29 ms for 45 atoms), and Reference is deterministic on every machine.
+    """
     import openmm
 
-    try:
-        platform = openmm.Platform.getPlatformByName("CPU")
-        return openmm.Context(system, integrator, platform,
-                              {"Threads": "1", "DeterministicForces": "true"})
-    except Exception:  # CPU platform missing: Reference is deterministic and always there
-        return openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
 
 
 def _openmm_seed(seed: int) -> int:
@@ -356,7 +356,7 @@ def etkdg_conformers(graph: MoleculeGraph, n: int, seed: int = 0,
 
 
 def minimize(graph: MoleculeGraph, positions: np.ndarray, parameters: ParameterSet,
-             tolerance: float = 1.0, max_iterations: int = 2000) -> np.ndarray:
+             tolerance: float = 10.0, max_iterations: int = 2000) -> np.ndarray:
     """Local energy minima (OpenMM L-BFGS) of ``parameters``, one per starting conformation.
 
     Parameters
@@ -514,7 +514,7 @@ def _restraint(quad: tuple[int, int, int, int], k: float) -> openmm.CustomTorsio
 def torsion_scan(
     graph: MoleculeGraph, positions: np.ndarray, parameters: ParameterSet,
     dihedral: tuple[int, int, int, int], n_points: int = 24, restraint_k: float = 5000.0,
-    tolerance: float = 1.0, max_iterations: int = 2000,
+    tolerance: float = 10.0, max_iterations: int = 2000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Relaxed scan of a rotatable dihedral over 360 degrees.
 

@@ -138,17 +138,17 @@ class GraphBatch:
     def n_molecules(self) -> int:
         return len(self.atom_offsets) - 1
 
-    def to(self, device: torch.device | str) -> GraphBatch:
-        """Move every tensor to ``device``."""
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GraphBatch:
+        """Move every tensor to ``device``; floating-point tensors also to ``dtype``."""
         import dataclasses
 
         import torch
 
-        changes = {
-            f.name: getattr(self, f.name).to(device)
-            for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), torch.Tensor)
-        }
+        changes = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                changes[f.name] = value.to(device, dtype) if value.is_floating_point() else value.to(device)
         return dataclasses.replace(self, **changes)
 
 
