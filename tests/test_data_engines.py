@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -25,7 +26,11 @@ needs_pyscf = pytest.mark.skipif(
 
 #: Water, experimental-like geometry (angstrom -> nm): O on the z axis, H in the yz plane.
 WATER_Z = np.array([8, 1, 1])
-WATER_NM = np.array([[0.0, 0.0, 0.11730], [0.0, 0.75720, -0.46920], [0.0, -0.75720, -0.46920]]) * 0.1
+WATER_NM = 0.1 * np.array([
+    [0.0, 0.0, 0.11730],
+    [0.0, 0.75720, -0.46920],
+    [0.0, -0.75720, -0.46920],
+])
 
 #: GFN2-xTB total energy of WATER_NM, hartree. Regression constant computed once with tblite 0.8.0
 #: standalone: ``tblite.interface.Calculator("GFN2-xTB", [8, 1, 1], WATER_NM / 0.0529177210903)
@@ -60,13 +65,13 @@ def central_differences(engine, z, xyz, components, h):  # type: ignore[no-untyp
 
 
 # --------------------------------------------------------------------------------------------
-# xTB
+# xTB (one OpenMP thread throughout: on a busy 2-core machine two made tblite 10x slower)
 # --------------------------------------------------------------------------------------------
 
 
 @needs_tblite
 def test_xtb_water_energy_matches_regression_and_published_value() -> None:
-    result = XTBEngine().compute(WATER_Z, WATER_NM)
+    result = XTBEngine(n_threads=1).compute(WATER_Z, WATER_NM)
     assert result.errors == [None]
     energy_hartree = result.energies[0] / HARTREE_TO_KJ_PER_MOL
     assert energy_hartree == pytest.approx(XTB_WATER_HARTREE, abs=1e-6)
@@ -83,7 +88,7 @@ def test_xtb_water_energy_matches_regression_and_published_value() -> None:
 def test_xtb_forces_match_central_differences() -> None:
     # tighter SCF than tblite's default: at accuracy 1 the analytic gradient is consistent with
     # the energy only to about 0.1 kJ/mol/nm, at 0.01 to about 0.002 kJ/mol/nm
-    engine = XTBEngine(accuracy=0.01)
+    engine = XTBEngine(accuracy=0.01, n_threads=1)
     result = engine.compute(METHANOL_Z, METHANOL_NM)
     components = [(0, 0), (1, 2), (4, 0), (5, 1)]
     analytic = np.array([result.forces[0, atom, axis] for atom, axis in components])
@@ -97,20 +102,20 @@ def test_xtb_failures_are_recorded_not_raised() -> None:
     overlapping = WATER_NM.copy()
     overlapping[1] = overlapping[0]
     confs = np.stack([WATER_NM, overlapping, WATER_NM * 1.01])
-    result = XTBEngine().compute(WATER_Z, confs)
+    result = XTBEngine(n_threads=1).compute(WATER_Z, confs)
     assert result.errors[0] is None and result.errors[2] is None
     assert result.errors[1] is not None and "close" in result.errors[1].lower()
     assert np.isnan(result.energies[1]) and np.all(np.isnan(result.forces[1]))
     assert result.ok.tolist() == [True, False, True]
     assert result.n_failed == 1
     # the conformations after a failure are computed as if alone
-    alone = XTBEngine().compute(WATER_Z, WATER_NM * 1.01)
+    alone = XTBEngine(n_threads=1).compute(WATER_Z, WATER_NM * 1.01)
     assert result.energies[2] == pytest.approx(alone.energies[0], abs=1e-9)
 
 
 @needs_tblite
 def test_xtb_scf_non_convergence_is_recorded() -> None:
-    result = XTBEngine(max_iterations=2).compute(WATER_Z, WATER_NM)
+    result = XTBEngine(max_iterations=2, n_threads=1).compute(WATER_Z, WATER_NM)
     assert result.errors[0] is not None and "not converged" in result.errors[0]
     assert np.isnan(result.energies[0])
 
@@ -118,18 +123,18 @@ def test_xtb_scf_non_convergence_is_recorded() -> None:
 @needs_tblite
 def test_xtb_open_shell_and_charge_checks() -> None:
     hydroxyl = WATER_NM[:2]
-    result = XTBEngine().compute([8, 1], hydroxyl, multiplicity=2)
+    result = XTBEngine(n_threads=1).compute([8, 1], hydroxyl, multiplicity=2)
     assert result.errors == [None]
     assert -5.0 < result.energies[0] / HARTREE_TO_KJ_PER_MOL < -4.0
     with pytest.raises(ValueError, match="multiplicity"):
-        XTBEngine().compute([8, 1], hydroxyl)  # 9 electrons cannot be a singlet
+        XTBEngine(n_threads=1).compute([8, 1], hydroxyl)  # 9 electrons cannot be a singlet
     with pytest.raises(ValueError, match="shape"):
-        XTBEngine().compute(WATER_Z, WATER_NM[:2])
+        XTBEngine(n_threads=1).compute(WATER_Z, WATER_NM[:2])
 
 
 @needs_tblite
 def test_engine_result_to_record_keeps_successes_and_says_so() -> None:
-    engine = XTBEngine()
+    engine = XTBEngine(n_threads=1)
     overlapping = WATER_NM.copy()
     overlapping[2] = overlapping[0]
     confs = np.stack([WATER_NM, overlapping])
@@ -145,6 +150,19 @@ def test_engine_result_to_record_keeps_successes_and_says_so() -> None:
     assert record.metadata["n_failed"] == "1"
     assert "close" in record.metadata["first_error"].lower()
     assert record.metadata["program"] == "tblite"
+
+
+@needs_tblite
+def test_xtb_thread_setting_is_restored() -> None:
+    import ctypes
+
+    try:
+        runtime = ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        pytest.skip("no GNU OpenMP runtime")
+    runtime.omp_set_num_threads(2)
+    XTBEngine(n_threads=1).compute(WATER_Z, WATER_NM)
+    assert runtime.omp_get_max_threads() == 2
 
 
 def test_engine_result_rejects_inconsistent_lengths() -> None:
@@ -167,8 +185,9 @@ def test_engine_from_name() -> None:
         assert isinstance(engine, PySCFEngine)
         assert engine.level_of_theory == label
         assert engine.name == name
-    custom = engine_from_name("pbe0-d3bj/def2-tzvp")
-    assert isinstance(custom, PySCFEngine)
+    assert engine_from_name("xtb", n_threads=1) == XTBEngine(n_threads=1)
+    custom = engine_from_name("pbe0-d3bj/def2-tzvp", n_threads=1)
+    assert isinstance(custom, PySCFEngine) and custom.n_threads == 1
     assert (custom.functional, custom.basis, custom.dispersion) == ("pbe0", "def2-tzvp", "d3bj")
     with pytest.raises(ValueError, match="unknown engine"):
         engine_from_name("mp2")
@@ -193,7 +212,8 @@ def test_pyscf_water_energy_includes_dispersion_and_forces_match_differences() -
     from pyscf import gto
     from pyscf.dispersion import dftd3
 
-    engine = PySCFEngine.from_preset("b3lyp-d3bj/def2-svp")
+    # one thread: on a busy 2-core machine two OpenMP threads are several times slower
+    engine = dataclasses.replace(PySCFEngine.from_preset("b3lyp-d3bj/def2-svp"), n_threads=1)
     result = engine.compute(WATER_Z, WATER_NM)
     assert result.errors == [None]
     energy_hartree = result.energies[0] / HARTREE_TO_KJ_PER_MOL
@@ -214,11 +234,11 @@ def test_pyscf_water_energy_includes_dispersion_and_forces_match_differences() -
 
 @needs_pyscf
 def test_pyscf_open_shell_and_failed_scf() -> None:
-    engine = PySCFEngine.from_preset("b3lyp-d3bj/def2-svp")
+    engine = PySCFEngine(n_threads=1)
     hydrogen = engine.compute([1], np.zeros((1, 1, 3)), multiplicity=2)  # UKS
     assert hydrogen.errors == [None]
     assert hydrogen.energies[0] / HARTREE_TO_KJ_PER_MOL == pytest.approx(-0.5, abs=0.01)
-    failed = PySCFEngine(max_cycle=1).compute(WATER_Z, WATER_NM)
+    failed = PySCFEngine(max_cycle=1, n_threads=1).compute(WATER_Z, WATER_NM)
     assert failed.errors[0] is not None and "not converged" in failed.errors[0]
     assert np.isnan(failed.energies[0]) and np.all(np.isnan(failed.forces[0]))
     with pytest.raises(ValueError, match="basis"):

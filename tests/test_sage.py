@@ -105,3 +105,38 @@ def test_am1bcc_charges_are_cached_and_symmetric(tmp_path, monkeypatch) -> None:
     assert q2[0] == pytest.approx(q[2]) and q2[3] == pytest.approx(q[0])
     energy_ok = sage(reordered)  # full path through the cache
     assert torch.isclose(energy_ok.parameters.nonbonded.charges.sum(), torch.tensor(-1.0, dtype=torch.float64))
+
+
+def test_repeated_periodicity_is_merged_exactly_up_to_a_constant() -> None:
+    """Sage t25/t26 repeat periodicity 2; the merged cosine has the same forces."""
+    import torch
+
+    from espaloma_like.mm.energy import periodic_torsion_energy
+
+    graph = from_smiles("NCc1cccs1")  # thiophene S-C(ar)-CH2-N matches Sage t25
+    p = sage_parameters(graph, np.zeros(graph.n_atoms))
+    labels = load_forcefield().label_molecules(graph.to_openff().to_topology())[0]["ProperTorsions"]
+    repeated = [(k, v) for k, v in labels.items() if len(set(v.periodicity)) < len(v.periodicity)]
+    assert repeated, "test molecule should hit a torsion with a repeated periodicity"
+    key, param = repeated[0]
+    xyz = torch.tensor(generate_conformers(graph, 3, seed=2), requires_grad=True)
+    quad = torch.tensor([key])
+    direct = sum(
+        kk.m_as("kJ/mol") * (1 + torch.cos(n * _phi(xyz, quad) - ph.m_as("radian")))
+        for n, ph, kk in zip(param.periodicity, param.phase, param.k, strict=True)
+    )
+    canonical = min(tuple(key), tuple(key)[::-1])
+    row = [tuple(r) for r in p.propers.indices.tolist()].index(canonical)
+    merged = periodic_torsion_energy(xyz, p.propers.indices[row : row + 1], p.propers.k[row : row + 1],
+                                     p.propers.phase[row : row + 1])
+    difference = (direct[:, 0] - merged[:, 0]).detach().numpy()
+    assert np.ptp(difference) < 1e-9  # a constant offset only
+    g1 = torch.autograd.grad(direct.sum(), xyz, retain_graph=True)[0]
+    g2 = torch.autograd.grad(merged.sum(), xyz)[0]
+    assert torch.allclose(g1, g2, atol=1e-9)
+
+
+def _phi(xyz, quad):  # type: ignore[no-untyped-def]
+    from espaloma_like.mm.geometry import dihedrals
+
+    return dihedrals(xyz, quad)

@@ -64,15 +64,25 @@ def _labels(graph: MoleculeGraph, forcefield: str) -> dict[str, Any]:
 
 
 def _torsion_row(p: Any, idivf_auto: float) -> tuple[np.ndarray, np.ndarray]:
+    """(6,) k and phase of one SMIRNOFF torsion parameter, ``k / idivf``.
+
+    A few Sage torsions (t25, t26) list one periodicity twice with different phases. Two such
+    terms are one cosine of that periodicity: ``k1 cos(x - p1) + k2 cos(x - p2) = R cos(x - P)``
+    with ``R e^{iP} = k1 e^{ip1} + k2 e^{ip2}``; the merged term differs from the pair by a
+    constant energy only (``k1 + k2 - R``), so forces and relative energies are exact.
+    """
     k = np.zeros(N_PERIODICITIES)
     phase = np.zeros(N_PERIODICITIES)
     idivfs = p.idivf if p.idivf is not None else [None] * len(p.k)
     for n, ph, kk, idivf in zip(p.periodicity, p.phase, p.k, idivfs, strict=True):
         divisor = idivf_auto if idivf is None or idivf == "auto" else float(idivf)
+        value = kk.m_as("kilojoule_per_mole") / divisor
+        angle = ph.m_as("radian")
         if k[n - 1] != 0.0:
-            raise ParametrizationError(f"periodicity {n} given twice in {p.id}")
-        k[n - 1] = kk.m_as("kilojoule_per_mole") / divisor
-        phase[n - 1] = ph.m_as("radian")
+            merged = k[n - 1] * np.exp(1j * phase[n - 1]) + value * np.exp(1j * angle)
+            k[n - 1], phase[n - 1] = abs(merged), float(np.angle(merged))
+        else:
+            k[n - 1], phase[n - 1] = value, angle
     return k, phase
 
 

@@ -12,6 +12,7 @@ from espaloma_like import __version__
 #: command name -> module with ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
     "parametrize": ("espaloma_like.cli.parametrize", "Assign force-field parameters, write OpenMM XML"),
+    "data": ("espaloma_like.cli.data", "Build QM datasets, summarize SPICE-format files"),
 }
 
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("pint").setLevel(logging.ERROR)  # openff-units redefinition notices
     from espaloma_like.exceptions import EspalomaLikeError
 
     try:

@@ -95,22 +95,22 @@ class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
-    n_etkdg: int = Field(8, ge=1)
+    n_etkdg: int = Field(default=8, ge=1)
     include_etkdg: bool = True
     include_minimized: bool = True
-    n_md_per_conformer: int = Field(2, ge=0)
-    md_temperature: float = Field(500.0, gt=0.0)
-    md_interval_steps: int = Field(500, ge=1)
-    md_step_fs: float = Field(1.0, gt=0.0, le=4.0)
-    md_friction_per_ps: float = Field(1.0, gt=0.0)
+    n_md_per_conformer: int = Field(default=2, ge=0)
+    md_temperature: float = Field(default=500.0, gt=0.0)
+    md_interval_steps: int = Field(default=500, ge=1)
+    md_step_fs: float = Field(default=1.0, gt=0.0, le=4.0)
+    md_friction_per_ps: float = Field(default=1.0, gt=0.0)
     torsion_scan: bool = True
-    n_scan_points: int = Field(24, ge=2)
-    max_scans_per_molecule: int = Field(1, ge=0)
-    scan_restraint_k: float = Field(5000.0, gt=0.0)
-    minimize_tolerance: float = Field(10.0, gt=0.0)
-    minimize_max_iterations: int = Field(2000, ge=0)
-    min_nonbonded_distance: float = Field(0.07, ge=0.0)
-    max_bond_stretch: float = Field(1.5, gt=1.0)
+    n_scan_points: int = Field(default=24, ge=2)
+    max_scans_per_molecule: int = Field(default=1, ge=0)
+    scan_restraint_k: float = Field(default=5000.0, gt=0.0)
+    minimize_tolerance: float = Field(default=10.0, gt=0.0)
+    minimize_max_iterations: int = Field(default=2000, ge=0)
+    min_nonbonded_distance: float = Field(default=0.07, ge=0.0)
+    max_bond_stretch: float = Field(default=1.5, gt=1.0)
     allow_undefined_stereo: bool = False
 
 
@@ -351,7 +351,8 @@ def etkdg_conformers(graph: MoleculeGraph, n: int, seed: int = 0,
     """
     if graph.positions is not None:
         graph = replace(graph, positions=None)
-    return generate_conformers(graph, n_conformers=n, seed=seed,
+    # RDKit takes a C int and reads -1 as "random": fold every seed into 0 .. 2**31 - 2
+    return generate_conformers(graph, n_conformers=n, seed=int(seed) % (2**31 - 1),
                                allow_undefined_stereo=allow_undefined_stereo)
 
 
@@ -601,7 +602,7 @@ def sample_molecule(graph: MoleculeGraph, config: SamplingConfig | None = None, 
     config : SamplingConfig, optional
         Defaults to ``SamplingConfig()``.
     seed : int
-        Seeds ETKDG, the MD runs and the choice of scanned torsions.
+        Non-negative (any size); seeds ETKDG, the MD runs and the choice of scanned torsions.
     parameters : ParameterSet, optional
         Force field for minimization, MD and scans; :func:`sampling_parameters` if not given.
 
@@ -612,6 +613,8 @@ def sample_molecule(graph: MoleculeGraph, config: SamplingConfig | None = None, 
         broken ones are listed in ``rejected``.
     """
     config = config or SamplingConfig()
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
     if parameters is None:
         parameters = sampling_parameters(graph)
     rng = np.random.default_rng(seed)

@@ -27,8 +27,9 @@ oxygen exists, and recorded as unreadable otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -102,16 +103,16 @@ class Dropped:
 # --------------------------------------------------------------------------------------------
 
 
-def _quiet() -> None:
-    from rdkit import RDLogger
+@contextlib.contextmanager
+def _rdkit_quiet() -> Iterator[None]:
+    """Silence RDKit's warnings while reading files of many records (reasons are recorded)."""
+    from rdkit.rdBase import BlockLogs
 
-    RDLogger.DisableLog("rdApp.*")
-
-
-def _loud() -> None:
-    from rdkit import RDLogger
-
-    RDLogger.EnableLog("rdApp.*")
+    block = BlockLogs()
+    try:
+        yield
+    finally:
+        del block
 
 
 def _repair_uncharged_valence(mol: Chem.Mol) -> Chem.Mol | None:
@@ -202,15 +203,17 @@ def read_sdf(path: str | Path, source: str = "user") -> list[MoleculeSource]:
     path = Path(path)
     if not path.is_file():
         raise MoleculeFileError(f"no such SDF file: {path}")
-    _quiet()
-    try:
+    out = []
+    with _rdkit_quiet():
         supplier = Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)
-        out = []
-        for index, mol in enumerate(supplier):
+        for index in range(len(supplier)):
+            text = supplier.GetItemText(index)
+            # sanitized parse first: it applies 2D wedges and 3D chirality the standard way
+            mol = Chem.MolFromMolBlock(text, sanitize=True, removeHs=False)
+            if mol is None:  # retry unsanitized, to repair or to report why
+                mol = Chem.MolFromMolBlock(text, sanitize=False, removeHs=False)
             name = mol.GetProp("_Name").strip() if mol is not None and mol.HasProp("_Name") else ""
             out.append(_record(mol, name or f"{path.stem}:{index}", source))
-    finally:
-        _loud()
     return out
 
 
@@ -235,26 +238,26 @@ def _read_mol2_tarball(path: Path, folders: Sequence[str], suffix: str,
                 if handle is not None:
                     texts[member.name] = handle.read().decode("utf-8", errors="replace")
     out = []
-    _quiet()
-    try:
+    with _rdkit_quiet():
         for member_name in sorted(texts):
             name = Path(member_name).name.removesuffix(suffix).removesuffix("_tripos")
             out.append(_read_mol2_block(texts[member_name], name, source))
-    finally:
-        _loud()
     return out
 
 
 #: The molecule sets shipped with openff-toolkit, by source name: (data file, description).
 OPENFF_SETS: dict[str, tuple[str, str]] = {
     "minidrugbank": ("molecules/MiniDrugBank.sdf", "371 drug-like molecules (SDF, 3D)"),
-    "freesolv": ("molecules/FreeSolv.tar.gz", "642 small neutral molecules (Tripos mol2)"),
+    "freesolv": ("molecules/FreeSolv.tar.gz",
+                 "643 small neutral molecules, 642 unique (Tripos mol2)"),
     "alkethoh": ("molecules/AlkEthOH_tripos.tar.gz",
                  "alkanes, ethers, alcohols: chain and ring sets (Tripos mol2)"),
 }
 
 
-def openff_molecule_set(name: Literal["minidrugbank", "freesolv", "alkethoh"]) -> list[MoleculeSource]:
+def openff_molecule_set(
+    name: Literal["minidrugbank", "freesolv", "alkethoh"],
+) -> list[MoleculeSource]:
     """The records of a molecule set shipped inside the installed openff-toolkit.
 
     Parameters
@@ -270,7 +273,9 @@ def openff_molecule_set(name: Literal["minidrugbank", "freesolv", "alkethoh"]) -
     from openff.toolkit.utils import get_data_file_path
 
     if name not in OPENFF_SETS:
-        raise MoleculeFileError(f"unknown openff molecule set {name!r}; one of {sorted(OPENFF_SETS)}")
+        raise MoleculeFileError(
+            f"unknown openff molecule set {name!r}; one of {sorted(OPENFF_SETS)}"
+        )
     try:
         path = Path(get_data_file_path(OPENFF_SETS[name][0]))
     except (ValueError, FileNotFoundError) as err:
@@ -380,8 +385,7 @@ def brics_fragments(
 
     seen: set[str] = set()
     out = []
-    _quiet()
-    try:
+    with _rdkit_quiet():
         for parent in molecules:
             mol = Chem.MolFromSmiles(parent.smiles) if parent.smiles else None
             if mol is None:
@@ -407,8 +411,6 @@ def brics_fragments(
                     smiles, source, f"{parent.name}:frag{count}", (f"BRICS fragment {piece}",)
                 ))
                 count += 1
-    finally:
-        _loud()
     return out
 
 
@@ -572,11 +574,8 @@ def _check(record: MoleculeSource, min_heavy: int, max_heavy: int, charges: tupl
     if not record.smiles:
         details = "; ".join(n.removeprefix("unreadable: ") for n in record.notes) or "no SMILES"
         return f"unreadable: {details}"
-    _quiet()
-    try:
+    with _rdkit_quiet():
         mol = Chem.MolFromSmiles(record.smiles)
-    finally:
-        _loud()
     if mol is None:
         return f"unparsable SMILES: RDKit could not parse {record.smiles!r}"
     notes = record.notes
