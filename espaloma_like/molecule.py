@@ -248,6 +248,7 @@ def _reorder_by_map(mol: Chem.Mol, maps: list[int], smiles: str) -> Chem.Mol:
     mol = Chem.RenumberAtoms(mol, new_order)
     for atom in mol.GetAtoms():
         atom.SetAtomMapNum(0)
+    Chem.GetSymmSSSR(mol)  # RenumberAtoms drops ring information
     return mol
 
 

@@ -13,6 +13,7 @@ from espaloma_like import __version__
 COMMANDS = {
     "parametrize": ("espaloma_like.cli.parametrize", "Assign force-field parameters, write OpenMM XML"),
     "data": ("espaloma_like.cli.data", "Build QM datasets, summarize SPICE-format files"),
+    "train": ("espaloma_like.cli.train", "Train or fine-tune the model on QM energies and forces"),
 }
 
 

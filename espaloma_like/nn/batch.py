@@ -73,6 +73,7 @@ def prepare_molecule(
     ranks = np.asarray(list(Chem.CanonicalRankAtoms(graph.rdkit_mol, breakTies=True)), np.int64)
     to_input = np.argsort(ranks, kind="stable")
     canonical = Chem.RenumberAtoms(graph.rdkit_mol, to_input.tolist())
+    Chem.GetSymmSSSR(canonical)  # RenumberAtoms drops ring information
     to_canonical = np.empty_like(to_input)
     to_canonical[to_input] = np.arange(len(to_input))
     bonds = np.sort(to_canonical[graph.bonds], axis=1)
@@ -100,6 +101,8 @@ class GraphBatch:
     ----------
     atom_features : torch.Tensor
         (N, F_atom).
+    atomic_numbers : torch.Tensor
+        (N,) int64.
     edges : torch.Tensor
         (2, 2B) directed edges (both directions of every bond); ``edge_features`` (2B, F_bond).
     bonds, angles, propers, impropers, pairs_full, pairs_14, exclusions : torch.Tensor
@@ -117,6 +120,7 @@ class GraphBatch:
     """
 
     atom_features: torch.Tensor
+    atomic_numbers: torch.Tensor
     edges: torch.Tensor
     edge_features: torch.Tensor
     bonds: torch.Tensor
@@ -186,6 +190,8 @@ def collate(molecules: Sequence[PreparedMolecule]) -> GraphBatch:
     terms = {name: cat_terms(name) for name in TERM_NAMES}
     return GraphBatch(
         atom_features=torch.as_tensor(np.concatenate([m.atom_features for m in molecules])),
+        atomic_numbers=torch.as_tensor(np.concatenate(
+            [m.graph.atomic_numbers[m.to_input] for m in molecules])),
         edges=torch.as_tensor(np.ascontiguousarray(edges)),
         edge_features=torch.as_tensor(edge_features),
         symmetry_classes=torch.as_tensor(np.concatenate([

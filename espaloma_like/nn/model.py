@@ -42,7 +42,8 @@ class HeadStatistics(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     bond_k: float = 3.0e5  # kJ/mol/nm^2
-    bond_length_range: tuple[float, float] = (0.08, 0.30)  # nm
+    #: equilibrium length = (sum of covalent radii) x a factor in this range
+    bond_length_factor_range: tuple[float, float] = (0.75, 1.25)
     angle_k: float = 500.0  # kJ/mol/rad^2
     angle_range: tuple[float, float] = (0.9, math.pi)  # rad
     proper_k: float = 5.0  # kJ/mol
@@ -67,6 +68,11 @@ class ModelConfig(BaseModel):
 
 
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
+
+#: Single-bond covalent radii (Cordero et al., Dalton Trans. 2008), nm: the reference scale of
+#: equilibrium bond lengths.
+COVALENT_RADII_NM = {1: 0.031, 6: 0.076, 7: 0.071, 8: 0.066, 9: 0.057, 15: 0.107, 16: 0.105,
+                     17: 0.102, 35: 0.120, 53: 0.139}
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, layers: int, activation: str) -> nn.Sequential:
@@ -145,6 +151,10 @@ class ParameterModel(nn.Module):
         self.proper_readout = JanossyReadout(c.hidden, 4, *args, 6, c.activation)
         self.improper_readout = JanossyReadout(c.hidden, 4, *args, 1, c.activation)
         self.charge_readout = _mlp(c.hidden, c.readout_hidden, 2, c.readout_layers - 1, c.activation)
+        radii = torch.zeros(max(COVALENT_RADII_NM) + 1)
+        for z, r in COVALENT_RADII_NM.items():
+            radii[z] = r
+        self.register_buffer("covalent_radii", radii, persistent=False)
 
     def embed_classes(self, batch: GraphBatch) -> torch.Tensor:
         """Embeddings (K, hidden) of the K symmetry classes: the mean over their atoms."""
@@ -183,16 +193,19 @@ class ParameterModel(nn.Module):
         proper_out = readout(self.proper_readout, batch.propers, "reversal")
         improper_out = readout(self.improper_readout, batch.impropers, "improper")
 
-        lo, hi = stats.bond_length_range
+        lo, hi = stats.bond_length_factor_range
         alo, ahi = stats.angle_range
+        radii = self.covalent_radii[batch.atomic_numbers]
+        reference_length = radii[batch.bonds].sum(-1)
         improper_k = improper_out.new_zeros((improper_out.shape[0], 6))
         improper_k[:, 1] = stats.improper_k * nn.functional.softplus(improper_out[:, 0])
 
         return PredictedParameters(
             bond_k=stats.bond_k * nn.functional.softplus(bond_out[:, 0] + 0.5413),
-            bond_length=lo + (hi - lo) * torch.sigmoid(bond_out[:, 1]),
+            bond_length=reference_length * (lo + (hi - lo) * torch.sigmoid(bond_out[:, 1])),
             angle_k=stats.angle_k * nn.functional.softplus(angle_out[:, 0] + 0.5413),
-            angle=alo + (ahi - alo) * torch.sigmoid(angle_out[:, 1] + 1.0),
+            # the offset starts angles near 112 degrees
+            angle=alo + (ahi - alo) * torch.sigmoid(angle_out[:, 1] - 0.125),
             proper_k=stats.proper_k * proper_out,
             improper_k=improper_k,
             charges=self.equilibrate_charges(hc, batch),

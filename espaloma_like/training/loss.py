@@ -1,0 +1,129 @@
+"""Training batches and the loss: model -> ParameterSet -> MM energy (torch) vs QM.
+
+The energy the loss differentiates is :func:`espaloma_like.mm.energy_terms` of the same
+ParameterSet type that is exported to OpenMM, summed in float64: what is trained is what is
+simulated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from espaloma_like.mm.energy import energy_terms
+from espaloma_like.nn.assemble import batch_parameter_set
+from espaloma_like.nn.batch import GraphBatch, collate
+from espaloma_like.nn.model import ParameterModel
+from espaloma_like.training.config import LossConfig
+from espaloma_like.training.dataset import TrainingMolecule
+from espaloma_like.units import KCAL_TO_KJ, KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
+
+ENERGY_UNIT = KCAL_TO_KJ  # 1 kcal/mol in kJ/mol
+FORCE_UNIT = 1.0 / KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A  # 1 kcal/mol/A in kJ/mol/nm
+CHARGE_UNIT = 0.05  # e
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """Molecules with K conformations each, concatenated along the atom axis.
+
+    ``xyz`` (K, N, 3) nm, ``energies`` (K, M) kJ/mol, ``forces`` (K, N, 3) kJ/mol/nm,
+    ``charges`` (N,) e with ``charge_mask`` (N,) marking atoms that have labels.
+    """
+
+    graph: GraphBatch
+    xyz: torch.Tensor
+    energies: torch.Tensor
+    forces: torch.Tensor
+    charges: torch.Tensor
+    charge_mask: torch.Tensor
+
+    def to(self, device: torch.device | str) -> TrainingBatch:
+        return TrainingBatch(self.graph.to(device), self.xyz.to(device), self.energies.to(device),
+                             self.forces.to(device), self.charges.to(device),
+                             self.charge_mask.to(device))
+
+
+def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
+               rng: np.random.Generator) -> TrainingBatch:
+    """Batch ``molecules`` with ``n_conformations`` conformations each, drawn by ``rng``.
+
+    Molecules with fewer conformations are sampled with replacement.
+    """
+    xyz, forces, energies, charges, mask = [], [], [], [], []
+    for m in molecules:
+        c = m.n_conformations
+        chosen = rng.choice(c, size=n_conformations, replace=c < n_conformations)
+        xyz.append(m.conformations[chosen])
+        forces.append(m.forces[chosen])
+        energies.append(m.energies[chosen])
+        n = m.prepared.n_atoms
+        charges.append(m.charges if m.charges is not None else np.zeros(n))
+        mask.append(np.full(n, m.charges is not None))
+    return TrainingBatch(
+        graph=collate([m.prepared for m in molecules]),
+        xyz=torch.as_tensor(np.concatenate(xyz, axis=1)),
+        energies=torch.as_tensor(np.stack(energies, axis=1)),
+        forces=torch.as_tensor(np.concatenate(forces, axis=1)),
+        charges=torch.as_tensor(np.concatenate(charges)),
+        charge_mask=torch.as_tensor(np.concatenate(mask)),
+    )
+
+
+def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, config: LossConfig,
+                 autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss and metrics (RMSEs in kcal/mol, kcal/mol/A, e) of one batch.
+
+    The network may run under autocast; parameters are cast to float64 before the MM energy.
+    """
+    graph = batch.graph
+    device_type = batch.xyz.device.type
+    if autocast_dtype is not None:
+        with torch.autocast(device_type=device_type, dtype=autocast_dtype):
+            predicted = model(graph)
+    else:
+        predicted = model(graph)
+    parameters = batch_parameter_set(graph, predicted).to(dtype=torch.float64)
+    if not config.charges_from_energy:
+        from dataclasses import replace
+
+        parameters = replace(parameters, nonbonded=replace(
+            parameters.nonbonded, charges=parameters.nonbonded.charges.detach()))
+    xyz = batch.xyz.to(torch.float64).requires_grad_(True)
+    energy = energy_terms(parameters, xyz, graph.atom_molecule, graph.n_molecules).total
+    (gradient,) = torch.autograd.grad(energy.sum(), xyz, create_graph=True)
+    forces = -gradient
+
+    # every molecule weighs the same whatever its size, so the loss of a batch split across
+    # data-parallel ranks (equal molecule counts) averages to the loss of the whole batch
+    m, n_mol = graph.atom_molecule, graph.n_molecules
+
+    def per_molecule_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        weights = torch.ones_like(values) if mask is None else mask.to(values.dtype)
+        sums = values.new_zeros(n_mol).index_add_(0, m, values * weights)
+        counts = values.new_zeros(n_mol).index_add_(0, m, weights)
+        has = counts > 0
+        return (sums[has] / counts[has]).mean() if bool(has.any()) else values.new_zeros(())
+
+    reference = batch.energies.to(torch.float64)
+    energy_error = (energy - energy.mean(0)) - (reference - reference.mean(0))
+    force_error = forces - batch.forces.to(torch.float64)
+    energy_mse = (energy_error / ENERGY_UNIT).pow(2).mean()
+    force_mse = per_molecule_mean((force_error / FORCE_UNIT).pow(2).sum(-1).mean(0) / 3.0)
+    mask = batch.charge_mask
+    charge_error = predicted.charges.to(torch.float64) - batch.charges.to(torch.float64)
+    charge_mse = per_molecule_mean((charge_error / CHARGE_UNIT).pow(2), mask)
+    stats = model.module.config.heads if hasattr(model, "module") else model.config.heads
+    regularizer = (predicted.proper_k.to(torch.float64) / stats.proper_k).pow(2).sum() / n_mol
+    loss = (config.energy_weight * energy_mse + config.force_weight * force_mse
+            + config.charge_weight * charge_mse + config.torsion_l2 * regularizer)
+    metrics = {
+        "loss": float(loss.detach()),
+        "energy_rmse": float(energy_mse.detach().sqrt()),
+        "force_rmse": float(force_mse.detach().sqrt()),
+        "charge_rmse": float(charge_mse.detach().sqrt()) * CHARGE_UNIT,
+    }
+    return loss, metrics

@@ -1,0 +1,352 @@
+"""The training loop: AdamW, warm-up + cosine schedule, clipping, early stopping, exact resume.
+
+Data order comes from one ``numpy.random.Generator`` whose state is checkpointed with the model,
+the optimizer and the schedule, so a resumed run takes exactly the steps the uninterrupted run
+would have taken. Data-parallel training (``torchrun``, DistributedDataParallel) splits every
+batch across ranks; gloo on CPU, NCCL on CUDA.
+
+Outputs in ``output_dir``: ``last.pt`` (full training state, every ``checkpoint_every`` steps),
+``best.pt`` (the model at the best validation loss, a package checkpoint loadable with
+``espaloma_like.load_model``), ``metrics.csv`` and TensorBoard event files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from espaloma_like.nn.checkpoint import load_checkpoint, save_checkpoint
+from espaloma_like.nn.model import ParameterModel
+from espaloma_like.training.config import TrainConfig
+from espaloma_like.training.dataset import TrainingMolecule, load_training_molecules, split_molecules
+from espaloma_like.training.loss import compute_loss, make_batch
+
+logger = logging.getLogger(__name__)
+STATE_FORMAT = 1
+
+
+@dataclass
+class DistributedContext:
+    """Rank and world size; world size 1 means no process group."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_from_environment(device: torch.device) -> DistributedContext:
+    """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistributedContext(dist.get_rank(), dist.get_world_size())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig) -> ParameterModel:
+    """A fresh model, or the weights of ``init_from`` (fine-tuning), with frozen parts."""
+    if config.init_from:
+        model, _ = load_checkpoint(config.init_from)
+    else:
+        torch.manual_seed(config.seed)
+        model = ParameterModel(config.model)
+    model.train()
+    groups = {
+        "charges": [model.charge_readout],
+        "valence": [model.bond_readout, model.angle_readout, model.proper_readout,
+                    model.improper_readout],
+        "gnn": [model.embed, model.layers],
+    }
+    for name in config.freeze:
+        for module in groups[name]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+    return model
+
+
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_learning_rate_ratio`` (or constant)."""
+    opt = config.optimizer
+    if step < opt.warmup_steps:
+        return (step + 1) / opt.warmup_steps
+    if opt.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - opt.warmup_steps) / max(1, config.max_steps - opt.warmup_steps))
+    return opt.min_learning_rate_ratio + (1 - opt.min_learning_rate_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainResult:
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: list[dict[str, Any]]
+    stopped_early: bool
+    steps: int
+
+
+class Trainer:
+    """Runs (or resumes) one training run from a :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train, validation : sequence of TrainingMolecule, optional
+        Already loaded data; read from ``config.data.train_files`` when not given.
+    progress : bool
+        Show a progress bar with the live loss (main rank only).
+    """
+
+    def __init__(self, config: TrainConfig, train: Sequence[TrainingMolecule] | None = None,
+                 validation: Sequence[TrainingMolecule] | None = None, progress: bool = True) -> None:
+        self.config = config
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.device = resolve_device(config.device)
+        self.dist = distributed_from_environment(self.device)
+        self.output = Path(config.output_dir)
+        if train is None:
+            skipped: list[str] = []
+            molecules = load_training_molecules(
+                config.data.train_files, self._model_config(),
+                config.data.max_conformations_per_molecule, seed=config.seed, skipped=skipped)
+            for line in skipped:
+                logger.warning("skipped %s", line)
+            train, validation, _held_out = split_molecules(molecules, config.data.validation_fraction)
+        self.train_set = list(train)
+        self.validation_set = list(validation or [])
+        if not self.train_set:
+            raise ValueError("no training molecules")
+        self.model = build_model(config).to(self.device)
+        self.network: torch.nn.Module = self.model
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.network = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.optimizer.learning_rate,
+                                           weight_decay=config.optimizer.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: learning_rate_factor(step, config))
+        self.rng = np.random.default_rng(config.seed)
+        self.step = 0
+        self.best_validation = math.inf
+        self.evaluations_since_best = 0
+        self.history: list[dict[str, Any]] = []
+        self.progress = progress and self.dist.is_main
+        self.autocast = torch.bfloat16 if config.precision == "bf16-mixed" else None
+
+    def _model_config(self):  # type: ignore[no-untyped-def]
+        if self.config.init_from:
+            return load_checkpoint(self.config.init_from)[0].config
+        return self.config.model
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT, "step": self.step, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng.bit_generator.state, "best_validation": self.best_validation,
+            "evaluations_since_best": self.evaluations_since_best, "history": self.history,
+            "config": self.config.model_dump(mode="json"),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.bit_generator.state = state["rng"]
+        self.best_validation = float(state["best_validation"])
+        self.evaluations_since_best = int(state["evaluations_since_best"])
+        self.history = list(state["history"])
+
+    def save_state(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)
+
+    def maybe_resume(self) -> bool:
+        """Continue from ``output_dir/last.pt`` if it exists."""
+        last = self.output / "last.pt"
+        if not last.is_file():
+            return False
+        state = torch.load(last, map_location=self.device, weights_only=False)
+        self.load_state_dict(state)
+        logger.info("resumed from %s at step %d", last, self.step)
+        return True
+
+    # ---------------------------------------------------------------- steps
+    def _global_batch(self) -> list[TrainingMolecule]:
+        size = min(self.config.data.batch_molecules, len(self.train_set))
+        chosen = self.rng.choice(len(self.train_set), size=size, replace=False)
+        return [self.train_set[i] for i in chosen]
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step on one batch (this rank's share of it)."""
+        molecules = self._global_batch()
+        mine = molecules[self.dist.rank :: self.dist.world_size]
+        batch = make_batch(mine, self.config.data.conformations_per_molecule, self.rng_for_step())
+        self.network.train()
+        loss, metrics = compute_loss(self.network, batch.to(self.device), self.config.loss,
+                                     self.autocast)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.config.optimizer.gradient_clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        metrics["learning_rate"] = self.scheduler.get_last_lr()[0]
+        return metrics
+
+    def rng_for_step(self) -> np.random.Generator:
+        """Conformation choice: derived from the step, so every rank agrees and resume is exact."""
+        return np.random.default_rng([self.config.seed, self.step])
+
+    @torch.no_grad()
+    def evaluate(self, molecules: Sequence[TrainingMolecule], n_conformations: int = 32) -> dict[str, float]:
+        """Mean metrics over fixed batches of ``molecules`` (deterministic)."""
+        if not molecules:
+            return {}
+        self.network.eval()
+        totals: dict[str, float] = {}
+        weight = 0
+        rng = np.random.default_rng(12345)
+        size = self.config.data.batch_molecules
+        for start in range(0, len(molecules), size):
+            chunk = molecules[start : start + size]
+            batch = make_batch(chunk, n_conformations, rng).to(self.device)
+            with torch.enable_grad():
+                _, metrics = compute_loss(self.model, batch, self.config.loss, self.autocast)
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + value**2 * len(chunk) if key.endswith("rmse") \
+                    else totals.get(key, 0.0) + value * len(chunk)
+            weight += len(chunk)
+        return {k: (math.sqrt(v / weight) if k.endswith("rmse") else v / weight) for k, v in totals.items()}
+
+    # ---------------------------------------------------------------- loop
+    def fit(self, resume: bool = True, stop_after_steps: int | None = None,
+            callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train until ``max_steps``, ``max_seconds`` or early stopping."""
+        from tqdm import tqdm
+
+        config = self.config
+        self.output.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.maybe_resume()
+        writer = self._tensorboard() if self.dist.is_main else None
+        started = time.perf_counter()
+        bar = tqdm(total=config.max_steps, initial=self.step, desc="train", unit="step",
+                   disable=not self.progress)
+        stopped_early = False
+        steps_this_call = 0
+        try:
+            while self.step < config.max_steps:
+                metrics = self.train_step()
+                steps_this_call += 1
+                bar.update()
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", E=f"{metrics['energy_rmse']:.2f}",
+                                F=f"{metrics['force_rmse']:.2f}")
+                record = {"step": self.step, "split": "train", **metrics,
+                          "seconds": time.perf_counter() - started}
+                if self.step % config.eval_every == 0 or self.step == config.max_steps:
+                    validation = self.evaluate(self.validation_set or self.train_set)
+                    val_record = {"step": self.step, "split": "validation", **validation}
+                    self._log([record, val_record], writer)
+                    if callback is not None:
+                        callback(val_record)
+                    if validation["loss"] < self.best_validation:
+                        self.best_validation = validation["loss"]
+                        self.evaluations_since_best = 0
+                        if self.dist.is_main:
+                            save_checkpoint(self.model, self.output / "best.pt", self._metadata(validation))
+                    else:
+                        self.evaluations_since_best += 1
+                    if config.patience is not None and self.evaluations_since_best >= config.patience:
+                        stopped_early = True
+                elif self.step % 10 == 0:
+                    self._log([record], writer)
+                if self.dist.is_main and (self.step % config.checkpoint_every == 0 or stopped_early):
+                    self.save_state(self.output / "last.pt")
+                if stopped_early:
+                    break
+                if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
+                    break
+                if stop_after_steps is not None and steps_this_call >= stop_after_steps:
+                    break
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        if self.dist.is_main:
+            self.save_state(self.output / "last.pt")
+            if not (self.output / "best.pt").is_file():
+                save_checkpoint(self.model, self.output / "best.pt", self._metadata({}))
+        return TrainResult(self.output / "best.pt", self.output / "last.pt", self.history,
+                           stopped_early, self.step)
+
+    def _metadata(self, validation: dict[str, float]) -> dict[str, Any]:
+        return {"name": self.output.name, "step": self.step, "validation": validation,
+                "training_config": self.config.model_dump(mode="json")}
+
+    def _tensorboard(self):  # type: ignore[no-untyped-def]
+        if not self.config.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.warning("tensorboard is not installed; metrics go to metrics.csv only")
+            return None
+        return SummaryWriter(log_dir=str(self.output / "tensorboard"))
+
+    def _log(self, records: list[dict[str, Any]], writer: Any) -> None:
+        self.history.extend(records)
+        if not self.dist.is_main:
+            return
+        path = self.output / "metrics.csv"
+        fields = ["step", "split", "loss", "energy_rmse", "force_rmse", "charge_rmse",
+                  "learning_rate", "grad_norm", "seconds"]
+        new = not path.is_file()
+        with path.open("a", newline="") as handle:
+            out = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+            if new:
+                out.writeheader()
+            for r in records:
+                out.writerow(r)
+        if writer is not None:
+            for r in records:
+                for key, value in r.items():
+                    if key not in ("step", "split") and isinstance(value, float):
+                        writer.add_scalar(f"{r['split']}/{key}", value, r["step"])
+
+
+def train(config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Load data, train (resuming if ``output_dir`` holds a run) and return the result."""
+    return Trainer(config, progress=progress).fit(resume=True)
