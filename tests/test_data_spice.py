@@ -321,3 +321,16 @@ def test_real_spice_sample_survives_our_round_trip(tmp_path: Path) -> None:
     write_spice_hdf5(out, records)
     for a, b in zip(records, read_spice_hdf5(out), strict=True):
         assert_same_record(a, b)
+
+
+def test_single_precision_storage(tmp_path: Path) -> None:
+    record = make_record("acetate", ACETATE, n_conf=4)
+    path = tmp_path / "f32.h5"
+    write_spice_hdf5(path, [record], single_precision=True)
+    with h5py.File(path) as handle:
+        assert handle["acetate/conformations"].dtype == np.float32
+        assert handle["acetate/dft_total_energy"].dtype == np.float64
+    (back,) = list(read_spice_hdf5(path))
+    np.testing.assert_allclose(back.conformations, record.conformations, rtol=1e-6)
+    np.testing.assert_allclose(back.forces, record.forces, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(back.energies, record.energies)

@@ -70,6 +70,11 @@ def main() -> None:
         [p for p, _ in train], [t for _, t in train], config, seconds=args.seconds,
         seed=args.seed, progress=progress,
     )
+    save_checkpoint(result.model, args.checkpoint, metadata={
+        "name": Path(args.checkpoint).stem,
+        "description": "fitted to OpenFF Sage 2.2.1 parameters (MMFF94 charges); not QM-trained",
+        "training": "python training/fit_sage.py --seconds %g" % args.seconds,
+    })
     untrained = fit_to_reference([p for p, _ in train[:1]], [t for _, t in train[:1]], config,
                                  seconds=0.0, max_epochs=0, seed=args.seed).model
     graphs_test = [p.graph for p in test]

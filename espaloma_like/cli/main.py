@@ -14,6 +14,8 @@ COMMANDS = {
     "parametrize": ("espaloma_like.cli.parametrize", "Assign force-field parameters, write OpenMM XML"),
     "data": ("espaloma_like.cli.data", "Build QM datasets, summarize SPICE-format files"),
     "train": ("espaloma_like.cli.train", "Train or fine-tune the model on QM energies and forces"),
+    "evaluate": ("espaloma_like.cli.evaluate",
+                 "Energy/force/charge errors against QM data, with baselines"),
 }
 
 

@@ -90,6 +90,8 @@ class BuildConfig(BaseModel):
     workers: int = Field(default=1, ge=1)
     scheduler: str | None = None
     seed: int = 0
+    #: store conformations and gradients as float32 in the merged file, as SPICE does
+    single_precision: bool = False
 
     @property
     def work_path(self) -> Path:
@@ -384,7 +386,8 @@ def merge_shards(config: BuildConfig, molecules: Sequence[MoleculeSource]) -> in
             if path.is_file():
                 yield from read_spice_hdf5(path)
 
-    return write_spice_hdf5(config.output, records(), compression_level=6)
+    return write_spice_hdf5(config.output, records(), compression_level=6,
+                            single_precision=config.single_precision)
 
 
 def summarize_build(config: BuildConfig, molecules: Sequence[MoleculeSource],

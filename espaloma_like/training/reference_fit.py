@@ -115,7 +115,7 @@ def parameter_loss(model: ParameterModel, prepared: Sequence[PreparedMolecule],
         parts["charges"] = ((predicted.charges.float() - _cat(targets, "charges")) / 0.05) ** 2
     means = {k: v.mean() for k, v in parts.items()}
     loss = torch.stack(list(means.values())).sum()
-    return loss, {k: float(v) for k, v in means.items()}
+    return loss, {k: float(v.detach()) for k, v in means.items()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,982 @@
+"""Evaluation against QM data: energy, force and charge errors of the model and the baselines.
+
+Every method is scored the same way: its :class:`~espaloma_like.parameters.ParameterSet` goes
+through :func:`espaloma_like.mm.energy.energy_terms` in float64 at every QM conformation of a
+molecule, forces by autograd, in the atom order of the record's own mapped SMILES.
+
+* energy RMSE: of per-molecule mean-centred energies (a force field has no absolute energy),
+  pooled over every conformation, kcal/mol;
+* force RMSE: over every Cartesian force component, kcal/mol/A;
+* charge RMSE: partial charges against the record's AM1-BCC labels, e. The baselines are given
+  those very labels, so theirs is 0 by construction (it is computed, and is exactly 0).
+
+Molecules are compared on one set: a molecule on which any method fails is left out of every
+method's metrics (and listed), so that the ratios model/sage and model/gaff compare like with
+like; the model's metrics on every molecule it parametrized are reported beside them.
+
+:func:`md_stability` runs short vacuum Langevin MD of exported model Systems and checks that the
+molecules stay intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from espaloma_like.exceptions import DataFormatError
+from espaloma_like.units import KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A, KJ_TO_KCAL
+
+if TYPE_CHECKING:
+    from espaloma_like.data.records import QMRecord
+    from espaloma_like.molecule import MoleculeGraph
+    from espaloma_like.nn.model import ParameterModel
+    from espaloma_like.parameters import ParameterSet
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "METHODS",
+    "SPLITS",
+    "ErrorMetrics",
+    "EvaluationReport",
+    "MDResult",
+    "MDStabilityReport",
+    "MethodErrors",
+    "MoleculeEvaluation",
+    "evaluate",
+    "md_stability",
+    "write_parity_plots",
+]
+
+#: Methods :func:`evaluate` knows, in report order.
+METHODS = ("model", "sage", "gaff")
+#: ``split`` values: the file's held-out molecules, the rest, or everything.
+SPLITS = ("held_out", "train", "all")
+BASELINES = ("sage", "gaff")
+UNITS = {"energy": "kcal/mol (per-molecule mean-centred)", "force": "kcal/mol/A", "charge": "e"}
+
+#: (method, mapped SMILES, charges bytes) -> ParameterSet, or the error message of a failure.
+BaselineCache = dict[tuple[str, str, bytes], "ParameterSet | str"]
+
+
+# --------------------------------------------------------------------------------------------
+# Report objects
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodErrors:
+    """Errors of one method on one molecule.
+
+    Attributes
+    ----------
+    energy_rmse : float
+        kcal/mol, of mean-centred energies over the molecule's conformations.
+    force_rmse : float
+        kcal/mol/A, over all (C, N, 3) force components.
+    charge_rmse : float or None
+        e, against the record's AM1-BCC labels; None when the record has none.
+    seconds : float
+        Wall time of parametrization plus energies and forces.
+    """
+
+    energy_rmse: float
+    force_rmse: float
+    charge_rmse: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MoleculeEvaluation:
+    """One molecule: its errors per method, and the methods that failed on it."""
+
+    name: str
+    smiles: str
+    subset: str
+    n_atoms: int
+    n_conformations: int
+    errors: dict[str, MethodErrors]
+    failures: dict[str, str]
+
+    @property
+    def compared(self) -> bool:
+        """True when every method succeeded (the molecule is in the comparison set)."""
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class ErrorMetrics:
+    """Errors of one method on a set of molecules (units as in :class:`MethodErrors`).
+
+    ``energy_rmse``, ``force_rmse`` and ``charge_rmse`` are pooled over every conformation,
+    force component and atom; a few strained conformations can dominate them, so the medians
+    over molecules of the per-molecule RMSEs are given too.
+    """
+
+    n_molecules: int
+    n_conformations: int
+    energy_rmse: float
+    force_rmse: float
+    charge_rmse: float | None
+    energy_rmse_median: float = math.nan
+    force_rmse_median: float = math.nan
+
+
+@dataclass(frozen=True)
+class ParityData:
+    """Points of the parity plots of one method (comparison set), report units.
+
+    ``energy_ref``/``energy_mm`` (sum C,) mean-centred, ``force_ref``/``force_mm`` (sum 3 C N,).
+    """
+
+    energy_ref: np.ndarray
+    energy_mm: np.ndarray
+    force_ref: np.ndarray
+    force_mm: np.ndarray
+
+
+@dataclass(frozen=True)
+class MDResult:
+    """MD stability of one molecule.
+
+    Attributes
+    ----------
+    intact : bool
+        Finite energy throughout, every bond shorter than ``bond_stretch_limit`` times its
+        length after minimization, no non-bonded (not 1-2) pair closer than the distance limit.
+    reason : str
+        Why not intact (empty when intact).
+    simulated_ps : float
+        Time simulated before the run ended (or broke).
+    max_bond_stretch : float
+        Largest bond length / initial length seen at the checks.
+    min_nonbonded_distance : float
+        Smallest non-bonded distance at the last check, nm.
+    ns_per_day : float
+        Simulation speed (MD steps only).
+    """
+
+    name: str
+    n_atoms: int
+    intact: bool
+    reason: str
+    simulated_ps: float
+    max_bond_stretch: float
+    min_nonbonded_distance: float
+    ns_per_day: float
+
+
+@dataclass(frozen=True)
+class MDStabilityReport:
+    """What :func:`md_stability` ran, and the result per molecule."""
+
+    picoseconds: float
+    temperature: float
+    timestep_fs: float
+    friction_per_ps: float
+    platform: str
+    seed: int
+    check_every_ps: float
+    bond_stretch_limit: float
+    min_distance_limit: float
+    results: tuple[MDResult, ...]
+
+    @property
+    def n_intact(self) -> int:
+        return sum(r.intact for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["results"] = [asdict(r) for r in self.results]
+        out["n_molecules"] = len(self.results)
+        out["n_intact"] = self.n_intact
+        out["n_broken"] = len(self.results) - self.n_intact
+        return out
+
+    def to_markdown(self) -> str:
+        speeds = [r.ns_per_day for r in self.results if r.ns_per_day > 0]
+        lines = [
+            f"MD stability: {self.picoseconds:g} ps Langevin (LangevinMiddleIntegrator) per "
+            f"molecule at {self.temperature:g} K, {self.timestep_fs:g} fs step, friction "
+            f"{self.friction_per_ps:g}/ps, vacuum, no constraints, minimized first, platform "
+            f"{self.platform}, seed {self.seed}; intact = finite energy, bonds < "
+            f"{self.bond_stretch_limit:g}x their minimized length and non-bonded pairs >= "
+            f"{self.min_distance_limit:g} nm, checked every {self.check_every_ps:g} ps.",
+            "",
+            f"**{self.n_intact} / {len(self.results)} intact**"
+            + (f"; median speed {np.median(speeds):.0f} ns/day" if speeds else ""),
+        ]
+        broken = [r for r in self.results if not r.intact]
+        if broken:
+            lines += ["", "| molecule | atoms | reason | after (ps) |", "|---|---|---|---|"]
+            lines += [f"| {r.name} | {r.n_atoms} | {r.reason} | {r.simulated_ps:g} |"
+                      for r in broken]
+        return "\n".join(lines) + "\n"
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON cannot hold NaN/inf: write them as null (recursively)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+@dataclass
+class EvaluationReport:
+    """Errors of every method on one split of QM data (see the module docstring).
+
+    Attributes
+    ----------
+    settings : dict
+        What was run: model, files, split, methods, limits, package version.
+    methods : tuple of str
+    overall : dict[str, ErrorMetrics]
+        Per method, on the comparison set.
+    by_subset : dict[str, dict[str, ErrorMetrics]]
+        Subset (the records' source) -> method -> metrics, on the comparison set.
+    ratios : dict[str, dict[str, dict[str, float | None]]]
+        Scope ("overall" or a subset) -> baseline -> {"energy": model/baseline RMSE ratio,
+        "force": ...}.
+    model_all_molecules : ErrorMetrics or None
+        The model on every molecule it parametrized, excluded ones included.
+    molecules : list of MoleculeEvaluation
+    skipped : list of (name, reason)
+        Records that could not be read as a supported molecule.
+    timings : dict[str, dict[str, float]]
+        Per method: seconds in total and per molecule (mean, median, max).
+    md : MDStabilityReport or None
+    parity : dict[str, ParityData]
+        Plot data; not written to JSON.
+    """
+
+    settings: dict[str, Any]
+    methods: tuple[str, ...]
+    overall: dict[str, ErrorMetrics]
+    by_subset: dict[str, dict[str, ErrorMetrics]]
+    ratios: dict[str, dict[str, dict[str, float | None]]]
+    model_all_molecules: ErrorMetrics | None
+    molecules: list[MoleculeEvaluation]
+    skipped: list[tuple[str, str]]
+    timings: dict[str, dict[str, float]]
+    md: MDStabilityReport | None = None
+    parity: dict[str, ParityData] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def excluded(self) -> list[MoleculeEvaluation]:
+        """Molecules left out of the comparison because a method failed on them."""
+        return [m for m in self.molecules if not m.compared]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the plot data, JSON-ready (non-finite numbers as None)."""
+        return _finite_or_none({
+            "settings": self.settings,
+            "units": UNITS,
+            "methods": list(self.methods),
+            "n_molecules_evaluated": len(self.molecules),
+            "n_molecules_compared": len(self.molecules) - len(self.excluded),
+            "overall": {m: asdict(v) for m, v in self.overall.items()},
+            "by_subset": {s: {m: asdict(v) for m, v in d.items()}
+                          for s, d in self.by_subset.items()},
+            "ratios": self.ratios,
+            "model_all_molecules": (asdict(self.model_all_molecules)
+                                    if self.model_all_molecules is not None else None),
+            "excluded": [{"name": m.name, "smiles": m.smiles, "failures": m.failures}
+                         for m in self.excluded],
+            "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
+            "timings": self.timings,
+            "molecules": [asdict(m) for m in self.molecules],
+            "md_stability": self.md.to_dict() if self.md is not None else None,
+        })
+
+    def to_json(self, indent: int = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_markdown(self) -> str:
+        """Tables: overall, ratios, per subset, exclusions, timings, MD stability."""
+        s = self.settings
+        n_compared = len(self.molecules) - len(self.excluded)
+        lines = [
+            f"# Evaluation of `{s.get('model', '-')}` on the {s['split']} split", "",
+            f"Data: {', '.join(f'`{f}`' for f in s['data_files'])}. {len(self.molecules)} "
+            f"molecules evaluated, {n_compared} compared (every method succeeded), "
+            f"{len(self.skipped)} skipped as unsupported. Energies in kcal/mol (per-molecule "
+            "mean-centred), forces in kcal/mol/A, charges in e against the AM1-BCC labels "
+            "(the baselines use those labels: 0 by construction).", "",
+            "| method | molecules | conformations | energy RMSE | force RMSE | charge RMSE "
+            "| median per molecule: energy / force RMSE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for method, m in self.overall.items():
+            charge = _fmt(m.charge_rmse)
+            if method in BASELINES and m.charge_rmse == 0.0:
+                charge = "0 (labels)"
+            lines.append(f"| {method} | {m.n_molecules} | {m.n_conformations} | "
+                         f"{_fmt(m.energy_rmse)} | {_fmt(m.force_rmse)} | {charge} | "
+                         f"{_fmt(m.energy_rmse_median)} / {_fmt(m.force_rmse_median)} |")
+        if self.excluded and self.model_all_molecules is not None:
+            a = self.model_all_molecules
+            lines.append(f"| model, all {a.n_molecules} it parametrized | {a.n_molecules} | "
+                         f"{a.n_conformations} | {_fmt(a.energy_rmse)} | {_fmt(a.force_rmse)} | "
+                         f"{_fmt(a.charge_rmse)} | {_fmt(a.energy_rmse_median)} / "
+                         f"{_fmt(a.force_rmse_median)} |")
+        overall_ratios = self.ratios.get("overall", {})
+        if overall_ratios:
+            lines += ["", "| ratio | energy RMSE | force RMSE |", "|---|---|---|"]
+            for baseline, r in overall_ratios.items():
+                lines.append(f"| model / {baseline} | {_fmt(r['energy'])} | {_fmt(r['force'])} |")
+        if self.by_subset:
+            names = " / ".join(self.methods)
+            lines += ["", "## By subset", "",
+                      f"| subset | molecules | conformations | energy RMSE ({names}) | "
+                      f"force RMSE ({names}) | charge RMSE ({names}) |",
+                      "|---|---|---|---|---|---|"]
+            for subset, per_method in self.by_subset.items():
+                first = next(iter(per_method.values()))
+                cells = [" / ".join(_fmt(getattr(per_method[m], key)) for m in self.methods)
+                         for key in ("energy_rmse", "force_rmse", "charge_rmse")]
+                lines.append(f"| {subset} | {first.n_molecules} | {first.n_conformations} | "
+                             + " | ".join(cells) + " |")
+        if self.excluded:
+            lines += ["", "## Excluded from the comparison", "", "| molecule | SMILES | failures |",
+                      "|---|---|---|"]
+            lines += [f"| {m.name} | `{m.smiles}` | "
+                      + "; ".join(f"{k}: {v[:160]}" for k, v in m.failures.items()) + " |"
+                      for m in self.excluded]
+        if self.skipped:
+            lines += ["", "## Skipped (not supported)", ""]
+            lines += [f"- {name}: {reason[:200]}" for name, reason in self.skipped]
+        if self.timings:
+            lines += ["", "## Timings (parametrization + energies and forces, per molecule)", "",
+                      "| method | molecules | total (s) | mean (s) | median (s) | max (s) |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {m} | {int(t['molecules'])} | {t['total']:.1f} | {t['mean']:.3f} | "
+                      f"{t['median']:.3f} | {t['max']:.2f} |" for m, t in self.timings.items()]
+        if self.md is not None:
+            lines += ["", "## MD stability (model)", "", self.md.to_markdown().rstrip()]
+        return "\n".join(lines) + "\n"
+
+    def write(self, directory: str | Path, plots: bool = True) -> list[Path]:
+        """Write ``report.json``, ``report.md`` and (if ``plots``) ``parity_*.png``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "report.json", out / "report.md"]
+        written[0].write_text(self.to_json() + "\n")
+        written[1].write_text(self.to_markdown())
+        if plots:
+            written += write_parity_plots(self, out)
+        return written
+
+
+# --------------------------------------------------------------------------------------------
+# Energies, forces, parameters
+# --------------------------------------------------------------------------------------------
+
+
+def mm_energies_forces(parameters: ParameterSet, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (C,) kJ/mol and forces (C, N, 3) kJ/mol/nm of ``parameters``, float64.
+
+    Parameters
+    ----------
+    parameters : ParameterSet
+    xyz : np.ndarray
+        (C, N, 3) conformations, nm.
+    """
+    import torch
+
+    from espaloma_like.mm.energy import energy_terms
+
+    params = parameters.to(dtype=torch.float64)
+    x = torch.tensor(np.asarray(xyz, dtype=np.float64), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        total = energy_terms(params, x).total
+        (gradient,) = torch.autograd.grad(total.sum(), x)
+    return total.detach().numpy(), -gradient.numpy()
+
+
+class _BaselineFailure(RuntimeError):
+    """A baseline failed on this molecule (message already says why, possibly from the cache)."""
+
+
+def _parameters(method: str, graph: MoleculeGraph, charges: np.ndarray | str,
+                network: ParameterModel | None, cache: BaselineCache) -> ParameterSet:
+    """The ParameterSet of ``method`` for ``graph``; baselines cached, failures too.
+
+    ``charges`` are the baselines' (N,) charges, e, or the error that prevented computing them.
+    """
+    if method == "model":
+        from espaloma_like.api import parametrize
+
+        return parametrize(graph, network).parameters
+    if isinstance(charges, str):
+        raise _BaselineFailure(charges)
+    key = (method, graph.mapped_smiles, np.ascontiguousarray(charges).tobytes())
+    if key not in cache:
+        try:
+            if method == "sage":
+                from espaloma_like.baselines.sage_labels import sage_parameters
+
+                cache[key] = sage_parameters(graph, charges)
+            else:
+                from espaloma_like.baselines.gaff_amber import gaff_parameters
+
+                cache[key] = gaff_parameters(graph, charges)
+        except Exception as err:  # recorded as this method's failure on this molecule
+            cache[key] = f"{type(err).__name__}: {err}"
+    value = cache[key]
+    if isinstance(value, str):
+        raise _BaselineFailure(value)
+    return value
+
+
+def _load_network(
+    model: ParameterModel | str | Path | None,
+) -> tuple[ParameterModel, dict[str, Any]]:
+    """A float64 eval-mode model and a short description of it; never mutates the caller's."""
+    from espaloma_like.api import load_model
+    from espaloma_like.nn.model import ParameterModel
+
+    if isinstance(model, ParameterModel):
+        network = copy.deepcopy(model).double().eval()
+        metadata = dict(getattr(model, "metadata", {}) or {})
+        network.metadata = metadata  # type: ignore[assignment]
+    else:
+        network = load_model(model)
+        metadata = dict(getattr(network, "metadata", {}) or {})
+    described = {k: metadata[k] for k in ("name", "path", "step") if k in metadata}
+    described.setdefault("name", "in-memory")
+    return network, described
+
+
+def _records(paths: Sequence[Path], split: str, max_molecules: int | None,
+             skipped: list[tuple[str, str]]) -> Iterator[tuple[QMRecord, MoleculeGraph]]:
+    """Records of ``split`` with their graphs (record atom order); unsupported ones listed."""
+    from espaloma_like.data.spice import read_spice_hdf5
+    from espaloma_like.molecule import from_smiles
+
+    n = 0
+    for path in paths:
+        for record in read_spice_hdf5(path):
+            if split != "all" and record.metadata.get("split", "train") != split:
+                continue
+            if max_molecules is not None and n >= max_molecules:
+                return
+            n += 1
+            try:
+                if not record.mapped_smiles:
+                    raise ValueError("no mapped SMILES (bond orders unknown)")
+                graph = from_smiles(record.mapped_smiles, name=record.name)
+                if not np.array_equal(graph.atomic_numbers, record.atomic_numbers):
+                    raise ValueError("atomic numbers disagree with the mapped SMILES")
+            except Exception as err:  # unsupported chemistry: listed, not fatal
+                skipped.append((record.name, f"{type(err).__name__}: {err}"))
+                continue
+            yield record, graph
+
+
+def _pool(rows: Sequence[tuple[int, int, MethodErrors]]) -> ErrorMetrics:
+    """Pool per-molecule RMSEs ``(n_conformations, n_atoms, errors)`` into one set's RMSEs."""
+    n_conf = sum(c for c, _, _ in rows)
+    n_force = sum(3 * c * a for c, a, _ in rows)
+    energy = sum(e.energy_rmse**2 * c for c, _, e in rows)
+    force = sum(e.force_rmse**2 * 3 * c * a for c, a, e in rows)
+    labelled = [(a, e.charge_rmse) for _, a, e in rows if e.charge_rmse is not None]
+    n_q = sum(a for a, _ in labelled)
+    charge = math.sqrt(sum(q**2 * a for a, q in labelled) / n_q) if n_q else None
+    return ErrorMetrics(
+        n_molecules=len(rows), n_conformations=n_conf,
+        energy_rmse=math.sqrt(energy / n_conf) if n_conf else math.nan,
+        force_rmse=math.sqrt(force / n_force) if n_force else math.nan,
+        charge_rmse=charge,
+        energy_rmse_median=float(np.median([e.energy_rmse for _, _, e in rows])) if rows
+        else math.nan,
+        force_rmse_median=float(np.median([e.force_rmse for _, _, e in rows])) if rows
+        else math.nan,
+    )
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 and math.isfinite(a) and math.isfinite(b) else None
+
+
+def _ratios(per_method: dict[str, ErrorMetrics]) -> dict[str, dict[str, float | None]]:
+    if "model" not in per_method:
+        return {}
+    model = per_method["model"]
+    return {b: {"energy": _ratio(model.energy_rmse, per_method[b].energy_rmse),
+                "force": _ratio(model.force_rmse, per_method[b].force_rmse)}
+            for b in BASELINES if b in per_method}
+
+
+def _timing(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {"molecules": 0, "total": 0.0, "mean": 0.0, "median": 0.0, "max": 0.0}
+    return {"molecules": len(seconds), "total": float(np.sum(seconds)),
+            "mean": float(np.mean(seconds)), "median": float(np.median(seconds)),
+            "max": float(np.max(seconds))}
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    model_or_checkpoint: ParameterModel | str | Path | None,
+    data_files: Sequence[str | Path] | str | Path,
+    split: str = "held_out",
+    methods: Iterable[str] = METHODS,
+    max_molecules: int | None = None,
+    max_conformations: int | None = None,
+    *,
+    seed: int = 0,
+    baseline_cache: BaselineCache | None = None,
+    md_picoseconds: float = 0.0,
+    md_options: dict[str, Any] | None = None,
+    num_threads: int | None = None,
+    progress: bool = False,
+) -> EvaluationReport:
+    """Energy, force and charge errors of the model and the baselines on QM data.
+
+    Parameters
+    ----------
+    model_or_checkpoint : ParameterModel, str, pathlib.Path or None
+        A model (copied and run in float64), a shipped model name or a checkpoint path; the
+        default shipped model if None. Not loaded when "model" is not among ``methods``.
+    data_files : path or sequence of paths
+        SPICE-format HDF5 files (:mod:`espaloma_like.data.spice`).
+    split : {"held_out", "train", "all"}
+        Which molecules: those the file marks held out (``metadata["split"]``), the others
+        (records without a split count as train), or all.
+    methods : iterable of str
+        Any of "model", "sage", "gaff" (Sage 2.2.1 and GAFF-2.11, both with the record's
+        AM1-BCC charges; computed with AmberTools when a record has none).
+    max_molecules : int, optional
+        Evaluate the first ``max_molecules`` molecules of the split (file order).
+    max_conformations : int, optional
+        At most this many conformations per molecule, drawn with ``seed``.
+    seed : int
+        Seed of the conformation subsample.
+    baseline_cache : dict, optional
+        Baseline ParameterSets by molecule and charges; pass the same dict to several calls
+        (e.g. one per checkpoint) to compute the baselines once. A fresh one per call otherwise.
+    md_picoseconds : float
+        When > 0, run :func:`md_stability` of the model for this long on every evaluated
+        molecule (started from its first QM conformation).
+    md_options : dict, optional
+        Further keyword arguments of :func:`md_stability` (temperature, platform, seed, ...).
+    num_threads : int, optional
+        torch intra-op threads during the call (restored afterwards). Molecules this small gain
+        nothing from several threads, and on a busy machine they lose a lot: 1 is a good choice.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    EvaluationReport
+
+    Raises
+    ------
+    DataFormatError
+        A data file is missing or unreadable, or the split holds no molecules.
+    CheckpointError
+        The model cannot be loaded.
+    ValueError
+        Unknown split or method.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        return _evaluate(model_or_checkpoint, data_files, split, tuple(methods), max_molecules,
+                         max_conformations, seed, baseline_cache, md_picoseconds, md_options,
+                         progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _evaluate(
+    model_or_checkpoint: ParameterModel | str | Path | None,
+    data_files: Sequence[str | Path] | str | Path, split: str, methods: tuple[str, ...],
+    max_molecules: int | None, max_conformations: int | None, seed: int,
+    baseline_cache: BaselineCache | None, md_picoseconds: float,
+    md_options: dict[str, Any] | None, progress: bool,
+) -> EvaluationReport:
+    from tqdm import tqdm
+
+    from espaloma_like import __version__
+
+    methods = tuple(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    files = ([Path(data_files)] if isinstance(data_files, str | Path)
+             else [Path(p) for p in data_files])
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise DataFormatError(f"no such dataset file: {', '.join(missing)}")
+    network, described = _load_network(model_or_checkpoint) if "model" in methods else (None, {})
+    cache: BaselineCache = {} if baseline_cache is None else baseline_cache
+    rng = np.random.default_rng(seed)
+
+    skipped: list[tuple[str, str]] = []
+    molecules: list[MoleculeEvaluation] = []
+    # (n_conformations, n_atoms, errors) per method, for the pooled metrics
+    rows: dict[str, list[tuple[int, int, MethodErrors, str, bool]]] = {m: [] for m in methods}
+    points: dict[str, list[tuple[np.ndarray, ...]]] = {m: [] for m in methods}
+    md_inputs: list[MoleculeGraph] = []
+    bar = tqdm(desc="evaluate", unit="mol", disable=not progress)
+    for record, graph in _records(files, split, max_molecules, skipped):
+        keep = np.arange(record.n_conformations)
+        if max_conformations is not None and len(keep) > max_conformations:
+            keep = np.sort(rng.choice(keep, size=max_conformations, replace=False))
+        xyz = np.asarray(record.conformations[keep])
+        ref_e = np.asarray(record.energies[keep])
+        ref_f = np.asarray(record.forces[keep])
+        ref_e = ref_e - ref_e.mean()
+        labels = None if record.charges is None else np.array(record.charges, dtype=np.float64)
+        charges: np.ndarray | str = labels if labels is not None else "no charges"
+        if labels is None and any(m in BASELINES for m in methods):
+            try:
+                from espaloma_like.baselines.am1bcc import am1bcc_charges
+
+                charges = am1bcc_charges(graph)
+            except Exception as err:  # then every baseline fails on this molecule
+                charges = f"AM1-BCC charges failed: {type(err).__name__}: {err}"
+        errors: dict[str, MethodErrors] = {}
+        failures: dict[str, str] = {}
+        predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for method in methods:
+            started = time.perf_counter()
+            try:
+                parameters = _parameters(method, graph, charges, network, cache)
+                energy, forces = mm_energies_forces(parameters, xyz)
+                if not (np.all(np.isfinite(energy)) and np.all(np.isfinite(forces))):
+                    raise FloatingPointError("non-finite MM energies or forces")
+            except Exception as err:  # a method's failure on one molecule: listed, not fatal
+                failures[method] = (str(err) if isinstance(err, _BaselineFailure)
+                                    else f"{type(err).__name__}: {err}")
+                continue
+            q = parameters.nonbonded.charges.detach().cpu().double().numpy()
+            energy = energy - energy.mean()
+            errors[method] = MethodErrors(
+                energy_rmse=float(np.sqrt(np.mean((energy - ref_e) ** 2))) * KJ_TO_KCAL,
+                force_rmse=float(np.sqrt(np.mean((forces - ref_f) ** 2)))
+                * KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A,
+                charge_rmse=None if labels is None else float(np.sqrt(np.mean((q - labels) ** 2))),
+                seconds=time.perf_counter() - started,
+            )
+            predictions[method] = (energy, forces)
+        evaluation = MoleculeEvaluation(
+            name=record.name, smiles=record.metadata.get("smiles", graph.smiles),
+            subset=record.subset or "(none)", n_atoms=graph.n_atoms, n_conformations=len(keep),
+            errors=errors, failures=failures)
+        molecules.append(evaluation)
+        for method, e in errors.items():
+            rows[method].append(
+                (len(keep), graph.n_atoms, e, evaluation.subset, evaluation.compared))
+            if evaluation.compared:
+                energy, forces = predictions[method]
+                points[method].append((ref_e, energy, ref_f.ravel(), forces.ravel()))
+        if md_picoseconds > 0 and "model" in errors:
+            md_inputs.append(graph.with_positions(xyz[0]))
+        bar.update()
+    bar.close()
+    if not molecules:
+        raise DataFormatError(
+            f"no molecules in the {split!r} split of {', '.join(map(str, files))}"
+            + (f" ({len(skipped)} skipped as unsupported)" if skipped else "")
+        )
+
+    overall = {m: _pool([(c, a, e) for c, a, e, _, ok in rows[m] if ok]) for m in methods}
+    subsets = sorted({m.subset for m in molecules if m.compared})
+    by_subset = {s: {m: _pool([(c, a, e) for c, a, e, sub, ok in rows[m] if ok and sub == s])
+                     for m in methods} for s in subsets}
+    ratios = {"overall": _ratios(overall)} | {s: _ratios(d) for s, d in by_subset.items()}
+    force_unit = KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
+    parity = {
+        method: ParityData(
+            energy_ref=np.concatenate([c[0] for c in chunks]) * KJ_TO_KCAL,
+            energy_mm=np.concatenate([c[1] for c in chunks]) * KJ_TO_KCAL,
+            force_ref=np.concatenate([c[2] for c in chunks]) * force_unit,
+            force_mm=np.concatenate([c[3] for c in chunks]) * force_unit,
+        )
+        for method, chunks in points.items() if chunks
+    }
+    settings: dict[str, Any] = {
+        "model": described.get("name", "-") if network is not None else "-",
+        "model_info": described,
+        "data_files": [str(p) for p in files], "split": split, "methods": list(methods),
+        "max_molecules": max_molecules, "max_conformations": max_conformations, "seed": seed,
+        "package_version": __version__,
+        "baseline_charges": "the records' AM1-BCC labels (the same for Sage and GAFF)",
+        "energy_evaluation": "espaloma_like.mm.energy.energy_terms, float64, forces by autograd",
+    }
+    report = EvaluationReport(
+        settings=settings, methods=methods, overall=overall, by_subset=by_subset, ratios=ratios,
+        model_all_molecules=_pool([(c, a, e) for c, a, e, _, _ in rows["model"]])
+        if "model" in methods and rows["model"] else None,
+        molecules=molecules, skipped=skipped,
+        timings={m: _timing([e.seconds for _, _, e, _, _ in rows[m]]) for m in methods},
+        parity=parity,
+    )
+    if md_picoseconds > 0 and network is not None and md_inputs:
+        report.md = md_stability(network, md_inputs, picoseconds=md_picoseconds,
+                                 progress=progress, **(md_options or {}))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Parity plots
+# --------------------------------------------------------------------------------------------
+
+
+def write_parity_plots(report: EvaluationReport, directory: str | Path,
+                       max_force_points: int = 200_000) -> list[Path]:
+    """``parity_energy.png`` and ``parity_force.png``, one panel per method (comparison set).
+
+    Points are subsampled (fixed seed) to ``max_force_points`` per panel to keep files small;
+    all panels share one axis range.
+    Returns the files written; none, with a logged warning, when matplotlib is missing.
+    """
+    try:  # the object API, not pyplot: no global backend or figure state is touched
+        from matplotlib.figure import Figure
+    except ImportError:
+        logger.warning("matplotlib is not installed: parity plots skipped")
+        return []
+    methods = [m for m in report.methods if m in report.parity]
+    if not methods:
+        return []
+    out = Path(directory)
+    written = []
+    for kind, unit in (("energy", "kcal/mol"), ("force", "kcal/mol/Å")):
+        panels = []
+        for method in methods:
+            data = report.parity[method]
+            ref, mm = ((data.energy_ref, data.energy_mm) if kind == "energy"
+                       else (data.force_ref, data.force_mm))
+            if len(ref) > max_force_points:
+                pick = np.random.default_rng(0).choice(len(ref), max_force_points, replace=False)
+                ref, mm = ref[pick], mm[pick]
+            panels.append((method, ref, mm))
+        # one range for every panel, so that the methods can be compared by eye
+        lo = min(float(min(r.min(initial=0.0), m.min(initial=0.0))) for _, r, m in panels)
+        hi = max(float(max(r.max(initial=0.0), m.max(initial=0.0))) for _, r, m in panels)
+        lo, hi = lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo)
+        fig = Figure(figsize=(4.2 * len(methods), 4.6), layout="constrained")
+        axes = fig.subplots(1, len(methods), squeeze=False)
+        for ax, (method, ref, mm) in zip(axes[0], panels, strict=True):
+            rmse = getattr(report.overall[method], f"{kind}_rmse")
+            ax.scatter(ref, mm, s=2 if kind == "energy" else 0.5, alpha=0.4, rasterized=True)
+            ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_aspect("equal")
+            ax.set_title(f"{method}: RMSE {_fmt(rmse)} {unit}")
+            ax.set_xlabel(f"QM {kind} ({unit})")
+            ax.set_ylabel(f"MM {kind} ({unit})")
+        fig.suptitle(f"{report.settings['split']} split, "
+                     f"{report.overall[methods[0]].n_molecules} molecules"
+                     + (", energies mean-centred per molecule" if kind == "energy" else ""))
+        path = out / f"parity_{kind}.png"
+        fig.savefig(path, dpi=120)
+        written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# MD stability
+# --------------------------------------------------------------------------------------------
+
+
+def _geometry_check(x: np.ndarray, bonds: np.ndarray, initial: np.ndarray,
+                    nonbonded: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """(largest bond stretch ratio, smallest non-bonded distance in nm) of positions (N, 3)."""
+    lengths = np.linalg.norm(x[bonds[:, 0]] - x[bonds[:, 1]], axis=-1)
+    stretch = float(np.max(lengths / initial, initial=0.0))
+    i, j = nonbonded
+    closest = float(np.min(np.linalg.norm(x[i] - x[j], axis=-1), initial=np.inf))
+    return stretch, closest
+
+
+def _md_one(graph: MoleculeGraph, network: ParameterModel, picoseconds: float, temperature: float,
+            timestep_fs: float, friction_per_ps: float, platform: str, seed: int,
+            check_every_ps: float, stretch_limit: float, distance_limit: float,
+            threads: int | None) -> MDResult:
+    import openmm
+    from openmm import unit
+
+    from espaloma_like.api import parametrize
+    from espaloma_like.molecule import generate_conformers
+
+    system = parametrize(graph, network).to_openmm_system()
+    positions = graph.positions
+    if positions is None:
+        positions = generate_conformers(graph, n_conformers=1, seed=seed,
+                                        allow_undefined_stereo=True)[0]
+    integrator = openmm.LangevinMiddleIntegrator(
+        temperature * unit.kelvin, friction_per_ps / unit.picosecond,
+        timestep_fs * unit.femtosecond)
+    integrator.setRandomNumberSeed(seed % (2**31 - 1) + 1)  # 0 would mean "random"
+    chosen = openmm.Platform.getPlatformByName(platform)
+    properties = {"Threads": str(threads)} if threads and platform == "CPU" else {}
+    context = openmm.Context(system, integrator, chosen, properties)
+    context.setPositions(np.asarray(positions, dtype=np.float64))
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 2000)
+    state = context.getState(getPositions=True)
+    x0 = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    bonds = np.asarray(graph.bonds, dtype=np.int64).reshape(-1, 2)
+    initial = np.linalg.norm(x0[bonds[:, 0]] - x0[bonds[:, 1]], axis=-1)
+    is_pair = ~np.eye(graph.n_atoms, dtype=bool)
+    is_pair[bonds[:, 0], bonds[:, 1]] = is_pair[bonds[:, 1], bonds[:, 0]] = False
+    i, j = np.triu_indices(graph.n_atoms, 1)
+    keep = is_pair[i, j]
+    pairs = (i[keep], j[keep])
+    context.setVelocitiesToTemperature(temperature * unit.kelvin, seed % (2**31 - 1) + 1)
+
+    n_steps = max(1, round(picoseconds * 1000.0 / timestep_fs))
+    chunk = max(1, round(check_every_ps * 1000.0 / timestep_fs))
+    done, reason = 0, ""
+    worst_stretch, closest = 1.0, math.inf
+    started = time.perf_counter()
+    while done < n_steps:
+        steps = min(chunk, n_steps - done)
+        try:
+            integrator.step(steps)
+        except Exception as err:  # OpenMM raises on NaN coordinates
+            reason = f"integration failed: {err}"
+            break
+        done += steps
+        state = context.getState(getEnergy=True, getPositions=True)
+        energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        x = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+        if not (math.isfinite(energy) and np.all(np.isfinite(x))):
+            reason = "non-finite energy or positions"
+            break
+        stretch, closest = _geometry_check(x, bonds, initial, pairs)
+        worst_stretch = max(worst_stretch, stretch)
+        if stretch >= stretch_limit:
+            reason = f"bond stretched to {stretch:.2f}x its initial length"
+            break
+        if closest < distance_limit:
+            reason = f"non-bonded atoms {closest:.3f} nm apart"
+            break
+    elapsed = time.perf_counter() - started
+    simulated_ns = done * timestep_fs * 1e-6
+    return MDResult(
+        name=graph.name, n_atoms=graph.n_atoms, intact=not reason, reason=reason,
+        simulated_ps=simulated_ns * 1000.0, max_bond_stretch=worst_stretch,
+        min_nonbonded_distance=closest,
+        ns_per_day=simulated_ns / elapsed * 86400.0 if elapsed > 0 else math.nan,
+    )
+
+
+def md_stability(
+    model: ParameterModel | str | Path | None,
+    graphs: Iterable[Any],
+    picoseconds: float = 100.0,
+    temperature: float = 300.0,
+    timestep_fs: float = 1.0,
+    platform: str = "CPU",
+    seed: int = 0,
+    *,
+    friction_per_ps: float = 1.0,
+    check_every_ps: float = 1.0,
+    bond_stretch_limit: float = 1.5,
+    min_distance: float = 0.08,
+    threads: int | None = None,
+    progress: bool = False,
+) -> MDStabilityReport:
+    """Vacuum Langevin MD of each molecule's exported model System: does it stay intact?
+
+    Each molecule is parametrized by the model, exported with
+    :meth:`~espaloma_like.parametrized.ParametrizedMolecule.to_openmm_system` (no cutoff, no
+    constraints), minimized (L-BFGS, 10 kJ/mol/nm), given Maxwell-Boltzmann velocities and run
+    with ``LangevinMiddleIntegrator``. Every ``check_every_ps`` the energy must be finite, every
+    bond shorter than ``bond_stretch_limit`` times its length after minimization, and no two
+    atoms that are not bonded closer than ``min_distance``; the run stops at the first violation.
+
+    Parameters
+    ----------
+    model : ParameterModel, str, pathlib.Path or None
+        A model, a shipped model name or checkpoint path (the default model if None).
+    graphs : iterable
+        Molecules (anything :func:`espaloma_like.molecule.as_molecule_graph` accepts). Their
+        positions (nm) start the run when they have them, else one ETKDG conformer.
+    picoseconds : float
+        Simulated time per molecule, ps.
+    temperature : float
+        K.
+    timestep_fs : float
+        fs (no constraints: keep it at 1 fs).
+    platform : str
+        OpenMM platform name ("CPU", "Reference", "CUDA", ...).
+    seed : int
+        Seeds the velocities, the integrator and conformer generation.
+    friction_per_ps, check_every_ps, bond_stretch_limit, min_distance : float
+        Langevin friction (1/ps), check interval (ps), bond limit (ratio), distance limit (nm).
+    threads : int, optional
+        CPU platform threads (default: OpenMM's choice).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    MDStabilityReport
+        Settings and one :class:`MDResult` per molecule; a molecule that cannot be set up is
+        reported as not intact with the error as reason.
+    """
+    from tqdm import tqdm
+
+    from espaloma_like.molecule import as_molecule_graph
+
+    if model is None or isinstance(model, str | Path):
+        from espaloma_like.api import load_model
+
+        network = load_model(model)
+    else:
+        network = model
+    results = []
+    for item in tqdm(list(graphs), desc="md", unit="mol", disable=not progress):
+        try:
+            graph = as_molecule_graph(item)
+        except Exception as err:
+            results.append(MDResult(str(item), 0, False, f"bad molecule: {err}", 0.0, math.nan,
+                                    math.nan, math.nan))
+            continue
+        try:
+            results.append(_md_one(graph, network, picoseconds, temperature, timestep_fs,
+                                   friction_per_ps, platform, seed, check_every_ps,
+                                   bond_stretch_limit, min_distance, threads))
+        except Exception as err:  # setup failed (parametrization, OpenMM): listed
+            results.append(MDResult(graph.name, graph.n_atoms, False,
+                                    f"setup failed: {type(err).__name__}: {err}", 0.0, math.nan,
+                                    math.nan, math.nan))
+    return MDStabilityReport(
+        picoseconds=picoseconds, temperature=temperature, timestep_fs=timestep_fs,
+        friction_per_ps=friction_per_ps, platform=platform, seed=seed,
+        check_every_ps=check_every_ps, bond_stretch_limit=bond_stretch_limit,
+        min_distance_limit=min_distance, results=tuple(results),
+    )

@@ -1,0 +1,91 @@
+"""Dataset builds: resumable (same file as an uninterrupted run), failures recorded, info."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from espaloma_like.data.build import BuildConfig, BuildInterrupted, build_dataset, dataset_info
+from espaloma_like.data.spice import read_spice_hdf5
+
+SMILES = ["CCO", "CC(=O)[O-]", "C[NH3+]", "c1ccccc1O", "OCCN", "C[Si](C)(C)C"]
+
+
+def _config(root: Path, name: str) -> BuildConfig:
+    return BuildConfig.model_validate({
+        "output": str(root / f"{name}.h5"),
+        "sources": {"builtin": False, "smiles": SMILES, "charged_variants": False},
+        "sampling": {"n_etkdg": 2, "n_md_per_conformer": 1, "md_interval_steps": 50,
+                     "torsion_scan": True, "n_scan_points": 4},
+        "scan_every": 2, "am1bcc": False, "split": {"held_out_fraction": 0.3}, "workers": 1,
+    })
+
+
+def _contents(path: Path) -> list[tuple]:  # type: ignore[type-arg]
+    return [(r.name, r.mapped_smiles, r.conformations.tobytes(), r.energies.tobytes(),
+             r.forces.tobytes(), r.metadata.get("split")) for r in read_spice_hdf5(path)]
+
+
+def test_interrupted_build_resumes_to_the_same_file(tmp_path: Path) -> None:
+    straight = _config(tmp_path, "straight")
+    report = build_dataset(straight, progress=False)
+    assert report["molecules_done"] == 5  # the Si molecule is dropped by the filter, with a reason
+    assert report["molecules_dropped_by_reason"] == {"unsupported element": 1}
+
+    resumed = _config(tmp_path, "resumed")
+    with pytest.raises(BuildInterrupted):
+        build_dataset(resumed, progress=False, stop_after=2)
+    assert not Path(resumed.output).exists()  # nothing half-written
+    done = {p.name: p.stat().st_mtime_ns for p in (resumed.work_path / "status").iterdir()}
+    assert len(done) == 2
+    build_dataset(resumed, progress=False)
+    after = {p.name: p.stat().st_mtime_ns for p in (resumed.work_path / "status").iterdir()}
+    assert len(after) == 5
+    assert all(after[name] == stamp for name, stamp in done.items())  # not computed twice
+    assert _contents(Path(straight.output)) == _contents(Path(resumed.output))
+
+
+def test_info_counts_come_from_the_file(tmp_path: Path) -> None:
+    config = _config(tmp_path, "info")
+    build_dataset(config, progress=False)
+    info = dataset_info(config.output)
+    records = list(read_spice_hdf5(config.output))
+    assert info["molecules"] == len(records) == 5
+    assert info["conformations"] == sum(r.n_conformations for r in records)
+    assert info["molecules_by_net_charge"] == {"-1": 1, "0": 3, "1": 1}
+    assert set(info["molecules_by_split"]) <= {"train", "held_out"}
+    out = subprocess.run([sys.executable, "-m", "espaloma_like.cli.main", "data", "info",
+                          config.output, "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["conformations"] == info["conformations"]
+    missing = subprocess.run([sys.executable, "-m", "espaloma_like.cli.main", "data", "info",
+                              str(tmp_path / "nope.h5")], capture_output=True, text=True)
+    assert missing.returncode == 1 and "no such dataset file" in missing.stderr
+
+
+def test_engine_failures_are_recorded_not_dropped(tmp_path: Path) -> None:
+    from espaloma_like.data.engines import XTBEngine
+    from espaloma_like.molecule import from_smiles
+
+    graph = from_smiles("CCO")
+    xyz = np.zeros((2, graph.n_atoms, 3))
+    xyz[0] = np.random.default_rng(0).normal(0, 0.15, (graph.n_atoms, 3))
+    result = XTBEngine(n_threads=1).compute(graph.atomic_numbers, xyz, total_charge=0)
+    assert result.errors[1] is not None and np.isnan(result.energies[1])
+    record = result.to_record(XTBEngine(), name="x", mapped_smiles=graph.mapped_smiles,
+                              atomic_numbers=graph.atomic_numbers, conformations=xyz)
+    assert record.metadata["n_failed"] == "1" and record.n_conformations == 1
+
+
+def test_scaffold_split_keeps_scaffolds_together() -> None:
+    from espaloma_like.data.build import SplitConfig, scaffold_split
+
+    smiles = ["c1ccccc1O", "c1ccccc1N", "c1ccccc1C", "CCO", "CCCO", "C1CCNCC1", "C1CCNCC1C"]
+    splits = scaffold_split(smiles, SplitConfig(held_out_fraction=0.5))
+    assert splits[0] == splits[1] == splits[2]  # benzene scaffold
+    assert splits[5] == splits[6]  # piperidine
+    assert splits == scaffold_split(smiles, SplitConfig(held_out_fraction=0.5))  # fixed
