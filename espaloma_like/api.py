@@ -121,7 +121,9 @@ class TemplateGenerator:
     >>> forcefield.registerTemplateGenerator(generator.generator)      # doctest: +SKIP
     """
 
-    def __init__(self, molecules: Sequence[Any] = (), model: ParameterModel | str | Path | None = None) -> None:
+    def __init__(
+        self, molecules: Sequence[Any] = (), model: ParameterModel | str | Path | None = None
+    ) -> None:
         from espaloma_like.export.template_generator import MoleculeTemplateGenerator
 
         network = _model(model)

@@ -207,8 +207,7 @@ def from_smiles(smiles: str, name: str = "") -> MoleculeGraph:
     name : str
         Optional label; defaults to the SMILES.
     """
-    from rdkit import Chem
-    from rdkit import RDLogger
+    from rdkit import Chem, RDLogger
 
     if not isinstance(smiles, str) or not smiles.strip():
         raise UnparsableSmilesError(f"not a SMILES string: {smiles!r}")
@@ -299,8 +298,7 @@ def iter_molecule_file(path: str | Path) -> Iterator[tuple[str, MoleculeGraph | 
     MoleculeFileError
         The file is missing, of an unknown type, or holds no records.
     """
-    from rdkit import Chem
-    from rdkit import RDLogger
+    from rdkit import Chem, RDLogger
 
     path = Path(path)
     if not path.is_file():

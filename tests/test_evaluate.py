@@ -77,6 +77,8 @@ def test_report_has_every_method_with_finite_metrics(report: EvaluationReport) -
         assert math.isfinite(metrics.energy_rmse) and metrics.energy_rmse > 0
         assert math.isfinite(metrics.force_rmse) and metrics.force_rmse > 0
         assert metrics.charge_rmse is not None and math.isfinite(metrics.charge_rmse)
+        assert math.isfinite(metrics.energy_rmse_median) and metrics.energy_rmse_median > 0
+        assert math.isfinite(metrics.force_rmse_median) and metrics.force_rmse_median > 0
     # the baselines use the AM1-BCC labels themselves
     assert report.overall["sage"].charge_rmse == 0.0
     assert report.overall["gaff"].charge_rmse == 0.0
@@ -212,3 +214,14 @@ def test_md_stability_of_one_small_molecule(checkpoint: Path) -> None:
     summary = result.to_dict()
     assert summary["n_intact"] == 1 and summary["n_broken"] == 0
     assert "0.2 ps" in result.to_markdown()
+
+
+def test_empty_split_and_bad_arguments_are_clear_errors(dataset: Path, checkpoint: Path) -> None:
+    from espaloma_like.exceptions import DataFormatError
+
+    with pytest.raises(DataFormatError, match="held_out: 4"):
+        evaluate(checkpoint, [dataset], split="train", methods=["sage"])
+    with pytest.raises(ValueError, match="unknown methods"):
+        evaluate(checkpoint, [dataset], methods=["amber"])
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluate(checkpoint, [dataset], split="validation")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import DIVERSE_SMILES, openmm_energy_forces, openmm_group_energies, symmetric_test_charges
+
 from espaloma_like.baselines.sage_labels import sage_parameters
 from espaloma_like.export.openmm_system import FORCE_GROUPS, to_openmm_system
 from espaloma_like.mm import energy_and_forces, energy_terms

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import openmm_group_energies
+
 from espaloma_like.api import parametrize, parametrize_many
 from espaloma_like.exceptions import CheckpointError
 from espaloma_like.export.openmm_system import FORCE_GROUPS

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import openmm_energy_forces, symmetric_test_charges
+
 from espaloma_like.baselines.sage_labels import SAGE, load_forcefield, sage_parameters
 from espaloma_like.molecule import from_smiles, generate_conformers
 
@@ -104,7 +104,8 @@ def test_am1bcc_charges_are_cached_and_symmetric(tmp_path, monkeypatch) -> None:
     q2 = am1bcc.am1bcc_charges(reordered)
     assert q2[0] == pytest.approx(q[2]) and q2[3] == pytest.approx(q[0])
     energy_ok = sage(reordered)  # full path through the cache
-    assert torch.isclose(energy_ok.parameters.nonbonded.charges.sum(), torch.tensor(-1.0, dtype=torch.float64))
+    total = energy_ok.parameters.nonbonded.charges.sum()
+    assert torch.isclose(total, torch.tensor(-1.0, dtype=torch.float64))
 
 
 def test_repeated_periodicity_is_merged_exactly_up_to_a_constant() -> None:
@@ -140,3 +141,31 @@ def _phi(xyz, quad):  # type: ignore[no-untyped-def]
     from espaloma_like.mm.geometry import dihedrals
 
     return dihedrals(xyz, quad)
+
+
+def test_shipped_vdw_table_matches_the_offxml_and_label_molecules() -> None:
+    import json
+
+    from conftest import DIVERSE_SMILES
+    from espaloma_like.baselines.sage_labels import sage_lj
+    from espaloma_like.baselines.sage_lj import VDW_TABLE, sage_lj_fast, vdw_table_from_forcefield
+
+    assert json.loads(VDW_TABLE.read_text())["parameters"] == vdw_table_from_forcefield()
+    for smiles in DIVERSE_SMILES:
+        graph = from_smiles(smiles)
+        fast = sage_lj_fast(graph)
+        labelled = sage_lj(graph)
+        np.testing.assert_allclose(fast[0], labelled[0], rtol=1e-12)
+        np.testing.assert_allclose(fast[1], labelled[1], rtol=1e-12)
+
+
+def test_model_path_does_not_import_openff() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, espaloma_like\n"
+            "from espaloma_like.nn.model import ParameterModel\n"
+            "espaloma_like.parametrize('CC(=O)Nc1ccc(O)cc1', model=ParameterModel().double())\n"
+            "print(any(m.startswith('openff') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -120,6 +120,7 @@ def test_fine_tuning_with_frozen_charges(tmp_path: Path, qm_file: Path,
 def test_trained_energy_equals_openmm_energy(molecules: list[TrainingMolecule]) -> None:
     """What is trained is what is simulated: the loss's energies equal the exported System's."""
     from conftest import openmm_energy_forces
+
     from espaloma_like.api import parametrize
     from espaloma_like.mm import energy_terms
     from espaloma_like.nn.assemble import batch_parameter_set

@@ -28,7 +28,8 @@ def held_out(smiles: str, fraction: float = 0.2) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=240.0, help="training wall-time budget")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -73,7 +74,7 @@ def main() -> None:
     save_checkpoint(result.model, args.checkpoint, metadata={
         "name": Path(args.checkpoint).stem,
         "description": "fitted to OpenFF Sage 2.2.1 parameters (MMFF94 charges); not QM-trained",
-        "training": "python training/fit_sage.py --seconds %g" % args.seconds,
+        "training": f"python training/fit_sage.py --seconds {args.seconds:g}",
     })
     untrained = fit_to_reference([p for p, _ in train[:1]], [t for _, t in train[:1]], config,
                                  seconds=0.0, max_epochs=0, seed=args.seed).model
@@ -81,7 +82,7 @@ def main() -> None:
     report = {
         "description": "GNN fitted to Sage 2.2.1 bonded parameters (+MMFF94 charges) from random "
                        "weights; held-out molecules compared by valence energy and forces",
-        "command": "python training/fit_sage.py --seconds %g" % args.seconds,
+        "command": f"python training/fit_sage.py --seconds {args.seconds:g}",
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "n_train": len(train), "n_held_out": len(test),

@@ -121,7 +121,7 @@ def sage_parameters(
     improper_rows.sort(key=lambda row: row[0])
 
     sigma, epsilon = sage_lj(graph, labels)
-    charges = np.asarray(charges, dtype=np.float64)
+    charges = np.array(charges, dtype=np.float64)  # a copy: torch wants writable memory
     if charges.shape != (graph.n_atoms,):
         raise ValueError(f"charges must have shape ({graph.n_atoms},), got {charges.shape}")
 

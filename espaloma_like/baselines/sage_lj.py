@@ -1,37 +1,64 @@
-"""Fast Sage Lennard-Jones typing with RDKit SMARTS (no label_molecules in the hot path).
+"""Fast Sage Lennard-Jones typing with RDKit SMARTS (no openff in the hot path).
 
-``label_molecules`` costs about half a second per molecule; the model needs only the vdW types,
-so their SMIRKS are compiled once and matched with RDKit, the last matching parameter winning as
-in SMIRNOFF. Tests check the result against ``label_molecules``.
+The model needs only Sage's vdW types. Their SMIRKS, sigma and epsilon ship in
+``sage_vdw.json`` (written from the offxml by :func:`write_vdw_table`; a test checks it against
+the installed force field), so parametrizing with the model never imports openff-toolkit or
+parses the offxml (about 1.5 s per process). SMIRKS are matched with RDKit, the last matching
+parameter winning as in SMIRNOFF; tests compare the result with ``label_molecules``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 
-from espaloma_like.baselines.sage_labels import _RMIN_HALF_TO_SIGMA, SAGE, load_forcefield
 from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.molecule import MoleculeGraph
+
+
+SAGE = "openff-2.2.1.offxml"  # the same name as sage_labels.SAGE, without importing openff
+VDW_TABLE = Path(__file__).with_name("sage_vdw.json")
+
+
+def vdw_table_from_forcefield(forcefield: str = SAGE) -> list[dict[str, object]]:
+    """The vdW parameters of an OpenFF force field: id, SMIRKS, sigma (nm), epsilon (kJ/mol)."""
+    from espaloma_like.baselines.sage_labels import _RMIN_HALF_TO_SIGMA, load_forcefield
+
+    rows = []
+    for p in load_forcefield(forcefield).get_parameter_handler("vdW").parameters:
+        if p.sigma is not None:
+            sigma = p.sigma.m_as("nanometer")
+        else:
+            sigma = p.rmin_half.m_as("nanometer") * _RMIN_HALF_TO_SIGMA
+        rows.append({"id": p.id, "smirks": p.smirks, "sigma": float(sigma),
+                     "epsilon": float(p.epsilon.m_as("kJ/mol"))})
+    return rows
+
+
+def write_vdw_table(path: Path = VDW_TABLE) -> None:
+    """Regenerate ``sage_vdw.json`` from the installed openff-2.2.1.offxml."""
+    path.write_text(json.dumps({"forcefield": SAGE, "parameters": vdw_table_from_forcefield()},
+                               indent=1) + "\n")
 
 
 @functools.lru_cache(maxsize=4)
 def _compiled(forcefield: str) -> list[tuple[object, int, float, float, str]]:
     from rdkit import Chem
 
-    handler = load_forcefield(forcefield).get_parameter_handler("vdW")
+    if forcefield == SAGE and VDW_TABLE.is_file():
+        rows = json.loads(VDW_TABLE.read_text())["parameters"]
+    else:
+        rows = vdw_table_from_forcefield(forcefield)
     compiled = []
-    for p in handler.parameters:
-        pattern = Chem.MolFromSmarts(p.smirks)
+    for row in rows:
+        pattern = Chem.MolFromSmarts(row["smirks"])
         if pattern is None:
-            raise ParametrizationError(f"RDKit cannot compile vdW SMIRKS {p.smirks}")
+            raise ParametrizationError(f"RDKit cannot compile vdW SMIRKS {row['smirks']}")
         tagged = [a.GetIdx() for a in pattern.GetAtoms() if a.GetAtomMapNum() == 1]
-        if p.sigma is not None:
-            sigma = p.sigma.m_as("nanometer")
-        else:
-            sigma = p.rmin_half.m_as("nanometer") * _RMIN_HALF_TO_SIGMA
-        compiled.append((pattern, tagged[0], float(sigma), p.epsilon.m_as("kJ/mol"), p.id))
+        compiled.append((pattern, tagged[0], float(row["sigma"]), float(row["epsilon"]), row["id"]))
     return compiled
 
 

@@ -37,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most N conformations per molecule (seeded subsample)")
     parser.add_argument("--md-ps", type=float, default=0.0, metavar="PS",
                         help="MD stability run per molecule, ps (default 0: none)")
-    parser.add_argument("--md-temperature", type=float, default=300.0, metavar="K")
+    parser.add_argument("--md-temperature", type=float, default=300.0, metavar="K",
+                        help="MD temperature (default 300 K)")
     parser.add_argument("--md-platform", default="CPU",
                         help="OpenMM platform for MD (default CPU; Reference is faster for "
                              "small molecules in vacuum)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the conformation subsample and the MD runs")
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="torch threads (default 1: these molecules are small)")
     parser.add_argument("--no-plots", action="store_true", help="skip the parity plots")

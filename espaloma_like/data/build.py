@@ -354,7 +354,8 @@ def build_dataset(config: BuildConfig, progress: bool = True, stop_after: int | 
     done = {p.stem for p in (work / "status").glob("*.json")}
     todo = [(i, m, s) for i, (m, s) in enumerate(zip(molecules, splits, strict=True))
             if molecule_key(m.smiles) not in done]
-    logger.info("%d molecules, %d already done, %d to do", len(molecules), len(molecules) - len(todo), len(todo))
+    logger.info("%d molecules, %d already done, %d to do",
+                len(molecules), len(molecules) - len(todo), len(todo))
     started = time.perf_counter()
     finished = 0
 

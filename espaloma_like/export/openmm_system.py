@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from espaloma_like.parameters import N_PERIODICITIES, ParameterSet
+from espaloma_like.parameters import ParameterSet
 
 if TYPE_CHECKING:
     import openmm

@@ -74,63 +74,70 @@ def _canonical_rows(indices: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndar
     return rows[order], order
 
 
+def _input_order_rows(molecule: PreparedMolecule, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of term ``name`` renumbered to input atoms, canonical form, and their order."""
+    return _canonical_rows(molecule.to_input[getattr(molecule.terms, name)], name)
+
+
+def _input_order_pairs(molecule: PreparedMolecule, name: str) -> torch.Tensor:
+    rows = np.sort(molecule.to_input[getattr(molecule.terms, name)], axis=1)
+    order = np.lexsort((rows[:, 1], rows[:, 0])) if len(rows) else slice(None)
+    return torch.as_tensor(rows[order])
+
+
+def _molecule_parameter_set(
+    molecule: PreparedMolecule, values: dict[str, torch.Tensor], provenance: dict[str, str]
+) -> ParameterSet:
+    """One molecule's ParameterSet in input atom order from its canonical-order values."""
+    f64 = torch.float64
+    to_input = molecule.to_input
+    to_canonical = np.argsort(to_input)
+    bonds, b_order = _input_order_rows(molecule, "bonds")
+    angles, a_order = _input_order_rows(molecule, "angles")
+    propers, p_order = _input_order_rows(molecule, "propers")
+    impropers, i_order = _input_order_rows(molecule, "impropers")
+    improper_k = values["improper_k"][i_order]
+    proper_k = values["proper_k"][p_order]
+    charges = torch.empty_like(values["charges"])
+    charges[torch.as_tensor(to_input)] = values["charges"]
+    graph = molecule.graph
+    return ParameterSet(
+        atomic_numbers=graph.atomic_numbers.copy(),
+        bonds=BondParameters(torch.as_tensor(bonds), values["bond_k"][b_order],
+                             values["bond_length"][b_order]),
+        angles=AngleParameters(torch.as_tensor(angles), values["angle_k"][a_order],
+                               values["angle"][a_order]),
+        propers=TorsionParameters(torch.as_tensor(propers), proper_k, torch.zeros_like(proper_k)),
+        impropers=TorsionParameters(torch.as_tensor(impropers), improper_k,
+                                    _improper_phase(improper_k), trefoil=True),
+        nonbonded=NonbondedParameters(
+            charges=charges,
+            sigma=torch.as_tensor(molecule.sigma[to_canonical], dtype=f64),
+            epsilon=torch.as_tensor(molecule.epsilon[to_canonical], dtype=f64),
+            pairs_full=_input_order_pairs(molecule, "pairs_full"),
+            pairs_14=_input_order_pairs(molecule, "pairs_14"),
+            exclusions=_input_order_pairs(molecule, "exclusions"),
+            coulomb_14_scale=COULOMB_14_SCALE, lj_14_scale=LJ_14_SCALE,
+        ),
+        provenance=dict(provenance),
+    )
+
+
 def split_parameter_sets(
     batch: GraphBatch, predicted: PredictedParameters, prepared: Sequence[PreparedMolecule],
     provenance: dict[str, str] | None = None,
 ) -> list[ParameterSet]:
     """Per-molecule ParameterSets in each molecule's *input* atom order, float64, detached."""
+    p = {k: v.detach().to("cpu", torch.float64) for k, v in vars(predicted).items()}
+    term_of = {"bond_k": "bonds", "bond_length": "bonds", "angle_k": "angles", "angle": "angles",
+               "proper_k": "propers", "improper_k": "impropers"}
     out = []
-    f64 = torch.float64
-    p = {k: v.detach().to("cpu", f64) for k, v in vars(predicted).items()}
     for m, molecule in enumerate(prepared):
-        start = batch.atom_offsets[m]
-        to_input = molecule.to_input
-
-        def block(name: str, m: int = m) -> slice:
-            offsets = batch.term_offsets[name]
-            return slice(offsets[m], offsets[m + 1])
-
-        def mapped(name: str, start: int = start, to_input: np.ndarray = to_input) -> tuple[np.ndarray, np.ndarray]:
-            local = getattr(molecule.terms, name)
-            return _canonical_rows(to_input[local], name)
-
-        def per_atom(values: torch.Tensor, to_input: np.ndarray = to_input) -> torch.Tensor:
-            out_ = torch.empty_like(values)
-            out_[torch.as_tensor(to_input)] = values
-            return out_
-
-        bonds, b_order = mapped("bonds")
-        angles, a_order = mapped("angles")
-        propers, p_order = mapped("propers")
-        impropers, i_order = mapped("impropers")
-        b, a, t, i = block("bonds"), block("angles"), block("propers"), block("impropers")
-        atoms = slice(start, batch.atom_offsets[m + 1])
-        improper_k = p["improper_k"][i][i_order]
-        graph = molecule.graph
-
-        def pairs(name: str, to_input: np.ndarray = to_input) -> torch.Tensor:
-            rows = np.sort(to_input[getattr(molecule.terms, name)], axis=1)
-            order = np.lexsort((rows[:, 1], rows[:, 0])) if len(rows) else slice(None)
-            return torch.as_tensor(rows[order])
-        out.append(ParameterSet(
-            atomic_numbers=graph.atomic_numbers.copy(),
-            bonds=BondParameters(torch.as_tensor(bonds), p["bond_k"][b][b_order],
-                                 p["bond_length"][b][b_order]),
-            angles=AngleParameters(torch.as_tensor(angles), p["angle_k"][a][a_order],
-                                   p["angle"][a][a_order]),
-            propers=TorsionParameters(torch.as_tensor(propers), p["proper_k"][t][p_order],
-                                      torch.zeros_like(p["proper_k"][t])),
-            impropers=TorsionParameters(torch.as_tensor(impropers), improper_k,
-                                        _improper_phase(improper_k), trefoil=True),
-            nonbonded=NonbondedParameters(
-                charges=per_atom(p["charges"][atoms]),
-                sigma=torch.as_tensor(molecule.sigma[np.argsort(to_input)], dtype=f64),
-                epsilon=torch.as_tensor(molecule.epsilon[np.argsort(to_input)], dtype=f64),
-                pairs_full=pairs("pairs_full"),
-                pairs_14=pairs("pairs_14"),
-                exclusions=pairs("exclusions"),
-                coulomb_14_scale=COULOMB_14_SCALE, lj_14_scale=LJ_14_SCALE,
-            ),
-            provenance=dict(provenance or {"method": "espaloma_like"}),
-        ))
+        values = {}
+        for key, term in term_of.items():
+            offsets = batch.term_offsets[term]
+            values[key] = p[key][offsets[m] : offsets[m + 1]]
+        values["charges"] = p["charges"][batch.atom_offsets[m] : batch.atom_offsets[m + 1]]
+        out.append(_molecule_parameter_set(molecule, values,
+                                           provenance or {"method": "espaloma_like"}))
     return out

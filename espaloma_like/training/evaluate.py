@@ -467,7 +467,8 @@ def _load_network(
 
 
 def _records(paths: Sequence[Path], split: str, max_molecules: int | None,
-             skipped: list[tuple[str, str]]) -> Iterator[tuple[QMRecord, MoleculeGraph]]:
+             skipped: list[tuple[str, str]], splits_seen: dict[str, int],
+             ) -> Iterator[tuple[QMRecord, MoleculeGraph]]:
     """Records of ``split`` with their graphs (record atom order); unsupported ones listed."""
     from espaloma_like.data.spice import read_spice_hdf5
     from espaloma_like.molecule import from_smiles
@@ -475,7 +476,9 @@ def _records(paths: Sequence[Path], split: str, max_molecules: int | None,
     n = 0
     for path in paths:
         for record in read_spice_hdf5(path):
-            if split != "all" and record.metadata.get("split", "train") != split:
+            found = record.metadata.get("split", "train")
+            splits_seen[found] = splits_seen.get(found, 0) + 1
+            if split != "all" and found != split:
                 continue
             if max_molecules is not None and n >= max_molecules:
                 return
@@ -642,13 +645,14 @@ def _evaluate(
     rng = np.random.default_rng(seed)
 
     skipped: list[tuple[str, str]] = []
+    splits_seen: dict[str, int] = {}
     molecules: list[MoleculeEvaluation] = []
     # (n_conformations, n_atoms, errors) per method, for the pooled metrics
     rows: dict[str, list[tuple[int, int, MethodErrors, str, bool]]] = {m: [] for m in methods}
     points: dict[str, list[tuple[np.ndarray, ...]]] = {m: [] for m in methods}
     md_inputs: list[MoleculeGraph] = []
     bar = tqdm(desc="evaluate", unit="mol", disable=not progress)
-    for record, graph in _records(files, split, max_molecules, skipped):
+    for record, graph in _records(files, split, max_molecules, skipped, splits_seen):
         keep = np.arange(record.n_conformations)
         if max_conformations is not None and len(keep) > max_conformations:
             keep = np.sort(rng.choice(keep, size=max_conformations, replace=False))
@@ -708,6 +712,8 @@ def _evaluate(
         raise DataFormatError(
             f"no molecules in the {split!r} split of {', '.join(map(str, files))}"
             + (f" ({len(skipped)} skipped as unsupported)" if skipped else "")
+            + "; molecules per split in the files: "
+            + (", ".join(f"{k}: {v}" for k, v in sorted(splits_seen.items())) or "none")
         )
 
     overall = {m: _pool([(c, a, e) for c, a, e, _, ok in rows[m] if ok]) for m in methods}

@@ -204,7 +204,9 @@ def valence_energy_comparison(
     }
 
 
-def prepare_all(graphs: Sequence[MoleculeGraph], config: ModelConfig) -> tuple[list[PreparedMolecule], list[ReferenceTargets], list[str]]:
+def prepare_all(
+    graphs: Sequence[MoleculeGraph], config: ModelConfig
+) -> tuple[list[PreparedMolecule], list[ReferenceTargets], list[str]]:
     """Prepare molecules and Sage targets, skipping (and naming) the ones that fail."""
     prepared, targets, skipped = [], [], []
     for graph in graphs:
