@@ -147,6 +147,7 @@ def test_shipped_vdw_table_matches_the_offxml_and_label_molecules() -> None:
     import json
 
     from conftest import DIVERSE_SMILES
+
     from espaloma_like.baselines.sage_labels import sage_lj
     from espaloma_like.baselines.sage_lj import VDW_TABLE, sage_lj_fast, vdw_table_from_forcefield
 

@@ -18,7 +18,6 @@ import numpy as np
 from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.molecule import MoleculeGraph
 
-
 SAGE = "openff-2.2.1.offxml"  # the same name as sage_labels.SAGE, without importing openff
 VDW_TABLE = Path(__file__).with_name("sage_vdw.json")
 
