@@ -20,6 +20,10 @@ class DataConfig(_Strict):
     train_files: tuple[str, ...]
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     max_conformations_per_molecule: int | None = None
+    #: conformations further above their molecule's minimum, or with a larger force component,
+    #: are left out (raw ETKDG clashes); None switches a limit off
+    max_relative_energy_kcal: float | None = 150.0
+    max_force_kcal_per_a: float | None = 300.0
     conformations_per_molecule: int = Field(default=16, ge=2)
     batch_molecules: int = Field(default=32, ge=1)
 

@@ -53,6 +53,40 @@ class TrainingMolecule:
         return int(self.energies.shape[0])
 
 
+#: Default limits of :func:`plausible_conformations`: raw ETKDG embeddings occasionally clash
+#: (1000+ kcal/mol above the minimum, forces of thousands of kcal/mol/A); such points say nothing
+#: about the potential near thermal geometries and would dominate squared-error losses.
+MAX_RELATIVE_ENERGY_KCAL = 150.0
+MAX_FORCE_KCAL_PER_A = 300.0
+
+
+def plausible_conformations(
+    energies: np.ndarray, forces: np.ndarray,
+    max_relative_energy_kcal: float | None = MAX_RELATIVE_ENERGY_KCAL,
+    max_force_kcal_per_a: float | None = MAX_FORCE_KCAL_PER_A,
+) -> np.ndarray:
+    """(C,) bool mask of conformations within the energy and force limits.
+
+    Parameters
+    ----------
+    energies : np.ndarray
+        (C,) kJ/mol; compared with the lowest energy of the molecule.
+    forces : np.ndarray
+        (C, N, 3) kJ/mol/nm; the largest component is compared with the limit.
+    max_relative_energy_kcal, max_force_kcal_per_a : float or None
+        Limits in kcal/mol and kcal/mol/A; None switches a limit off.
+    """
+    from espaloma_like.units import KCAL_TO_KJ, KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
+
+    keep = np.ones(energies.shape[0], dtype=bool)
+    if max_relative_energy_kcal is not None and len(energies):
+        keep &= (energies - energies.min()) <= max_relative_energy_kcal * KCAL_TO_KJ
+    if max_force_kcal_per_a is not None and len(energies):
+        largest = np.abs(forces).reshape(len(energies), -1).max(axis=1)
+        keep &= largest * KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A <= max_force_kcal_per_a
+    return keep
+
+
 def stable_fraction(text: str, salt: str = "") -> float:
     """A number in [0, 1) fixed by ``text`` (for reproducible splits)."""
     return int.from_bytes(hashlib.sha256((salt + text).encode()).digest()[:8], "little") / 2**64
@@ -61,11 +95,14 @@ def stable_fraction(text: str, salt: str = "") -> float:
 def load_training_molecules(
     paths: Sequence[str | Path], config: ModelConfig, max_conformations: int | None = None,
     seed: int = 0, skipped: list[str] | None = None,
+    max_relative_energy_kcal: float | None = MAX_RELATIVE_ENERGY_KCAL,
+    max_force_kcal_per_a: float | None = MAX_FORCE_KCAL_PER_A,
 ) -> list[TrainingMolecule]:
     """Read SPICE-format files into :class:`TrainingMolecule` objects.
 
     Records the model cannot use (unsupported elements, several fragments, no mapped SMILES) are
-    skipped and, if ``skipped`` is given, listed there with the reason.
+    skipped and, if ``skipped`` is given, listed there with the reason. Conformations outside
+    the limits of :func:`plausible_conformations` are left out (and counted in ``skipped``).
     """
     import json
 
@@ -87,7 +124,16 @@ def load_training_molecules(
                 if skipped is not None:
                     skipped.append(f"{record.name}: {type(err).__name__}: {err}")
                 continue
-            keep = np.arange(record.n_conformations)
+            plausible = plausible_conformations(record.energies, record.forces,
+                                                max_relative_energy_kcal, max_force_kcal_per_a)
+            if skipped is not None and not plausible.all():
+                skipped.append(f"{record.name}: {int((~plausible).sum())} of "
+                               f"{record.n_conformations} conformations outside the energy/force limits")
+            keep = np.flatnonzero(plausible)
+            if len(keep) < 2:
+                if skipped is not None:
+                    skipped.append(f"{record.name}: fewer than 2 plausible conformations")
+                continue
             if max_conformations is not None and len(keep) > max_conformations:
                 keep = np.sort(rng.choice(keep, size=max_conformations, replace=False))
             order = prepared.to_input

@@ -550,6 +550,8 @@ def evaluate(
     max_molecules: int | None = None,
     max_conformations: int | None = None,
     *,
+    max_relative_energy_kcal: float | None = 150.0,
+    max_force_kcal_per_a: float | None = 300.0,
     seed: int = 0,
     baseline_cache: BaselineCache | None = None,
     md_picoseconds: float = 0.0,
@@ -613,7 +615,7 @@ def evaluate(
     try:
         return _evaluate(model_or_checkpoint, data_files, split, tuple(methods), max_molecules,
                          max_conformations, seed, baseline_cache, md_picoseconds, md_options,
-                         progress)
+                         progress, (max_relative_energy_kcal, max_force_kcal_per_a))
     finally:
         torch.set_num_threads(previous)
 
@@ -624,6 +626,7 @@ def _evaluate(
     max_molecules: int | None, max_conformations: int | None, seed: int,
     baseline_cache: BaselineCache | None, md_picoseconds: float,
     md_options: dict[str, Any] | None, progress: bool,
+    limits: tuple[float | None, float | None] = (None, None),
 ) -> EvaluationReport:
     from tqdm import tqdm
 
@@ -653,7 +656,12 @@ def _evaluate(
     md_inputs: list[MoleculeGraph] = []
     bar = tqdm(desc="evaluate", unit="mol", disable=not progress)
     for record, graph in _records(files, split, max_molecules, skipped, splits_seen):
-        keep = np.arange(record.n_conformations)
+        from espaloma_like.training.dataset import plausible_conformations
+
+        keep = np.flatnonzero(plausible_conformations(record.energies, record.forces, *limits))
+        if len(keep) < 2:
+            skipped.append((record.name, "fewer than 2 conformations within the energy/force limits"))
+            continue
         if max_conformations is not None and len(keep) > max_conformations:
             keep = np.sort(rng.choice(keep, size=max_conformations, replace=False))
         xyz = np.asarray(record.conformations[keep])
@@ -736,6 +744,9 @@ def _evaluate(
         "model_info": described,
         "data_files": [str(p) for p in files], "split": split, "methods": list(methods),
         "max_molecules": max_molecules, "max_conformations": max_conformations, "seed": seed,
+        "conformation_limits": {"max_relative_energy_kcal": limits[0],
+                                "max_force_kcal_per_a": limits[1],
+                                "note": "the same conformations for every method"},
         "package_version": __version__,
         "baseline_charges": "the records' AM1-BCC labels (the same for Sage and GAFF)",
         "energy_evaluation": "espaloma_like.mm.energy.energy_terms, float64, forces by autograd",

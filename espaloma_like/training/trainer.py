@@ -134,7 +134,9 @@ class Trainer:
             skipped: list[str] = []
             molecules = load_training_molecules(
                 config.data.train_files, self._model_config(),
-                config.data.max_conformations_per_molecule, seed=config.seed, skipped=skipped)
+                config.data.max_conformations_per_molecule, seed=config.seed, skipped=skipped,
+                max_relative_energy_kcal=config.data.max_relative_energy_kcal,
+                max_force_kcal_per_a=config.data.max_force_kcal_per_a)
             for line in skipped:
                 logger.warning("skipped %s", line)
             train, validation, _held_out = split_molecules(molecules, config.data.validation_fraction)
