@@ -207,17 +207,14 @@ def from_smiles(smiles: str, name: str = "") -> MoleculeGraph:
     name : str
         Optional label; defaults to the SMILES.
     """
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem, rdBase
 
     if not isinstance(smiles, str) or not smiles.strip():
         raise UnparsableSmilesError(f"not a SMILES string: {smiles!r}")
-    params = Chem.SmilesParserParams()
+    params: Any = Chem.SmilesParserParams()
     params.removeHs = False
-    RDLogger.DisableLog("rdApp.*")
-    try:
+    with rdBase.BlockLogs():  # parse errors are reported by our exception, not on stderr
         mol = Chem.MolFromSmiles(smiles.strip(), params)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
     if mol is None:
         raise UnparsableSmilesError(f"RDKit could not parse SMILES {smiles!r}")
     maps = [a.GetAtomMapNum() for a in mol.GetAtoms()]
@@ -298,19 +295,16 @@ def iter_molecule_file(path: str | Path) -> Iterator[tuple[str, MoleculeGraph | 
     MoleculeFileError
         The file is missing, of an unknown type, or holds no records.
     """
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem, rdBase
 
     path = Path(path)
     if not path.is_file():
         raise MoleculeFileError(f"no such molecule file: {path}")
     suffix = path.suffix.lower()
     if suffix in (".sdf", ".sd", ".mol"):
-        RDLogger.DisableLog("rdApp.*")
-        try:
+        with rdBase.BlockLogs():  # unreadable records are reported per record below
             supplier = Chem.SDMolSupplier(str(path), removeHs=False, sanitize=True)
             records = [(index, supplier[index]) for index in range(len(supplier))]
-        finally:
-            RDLogger.EnableLog("rdApp.*")
     elif suffix == ".mol2":
         records = [(0, Chem.MolFromMol2File(str(path), removeHs=False, sanitize=True))]
     else:
@@ -437,7 +431,7 @@ def generate_conformers(
         The molecule has unspecified stereocentres and no coordinates, since a conformer would
         silently pick one stereoisomer.
     """
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import rdDistGeom
 
     if graph.positions is not None and n_conformers == 1:
         return graph.positions[None].copy()
@@ -451,14 +445,14 @@ def generate_conformers(
     from rdkit import Chem
 
     mol = Chem.Mol(graph.rdkit_mol)
-    params = AllChem.ETKDGv3()
+    params: Any = rdDistGeom.ETKDGv3()
     # RDKit's randomSeed=0 yields identical embeddings for every conformer: shift the seed.
     params.randomSeed = 1 + int(seed)
     params.pruneRmsThresh = 0.1
-    ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
+    ids = list(rdDistGeom.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
     if not ids:
         params.useRandomCoords = True
-        ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
+        ids = list(rdDistGeom.EmbedMultipleConfs(mol, numConfs=n_conformers, params=params))
     if not ids:
         raise MoleculeInputError(f"RDKit could not embed a 3D conformer of {graph.name!r}")
     return np.stack([mol.GetConformer(i).GetPositions() for i in ids]) * 0.1

@@ -14,6 +14,7 @@ Canonical orders (so that a term has exactly one representation):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ class Terms:
     pairs_full: np.ndarray
 
 
-def _as_index(rows: list[tuple[int, ...]], width: int) -> np.ndarray:
+def _as_index(rows: Sequence[tuple[int, ...]], width: int) -> np.ndarray:
     out = np.asarray(sorted(rows), dtype=np.int64)
     return out.reshape(-1, width)
 

@@ -45,7 +45,7 @@ QUICKSTART = [
         "from espaloma_like.mm import energy\n\n"
         "sage = baselines.sage(mol.molecule, charges=mol.charges)\n"
         "xyz = generate_conformers(mol.molecule, 1, seed=0)[0]\n"
-        "i, j, k, l = 0, 1, 3, 4  # C(methyl)-C(=O)-N-C(aromatic)\n\n"
+        "j, k = 1, 3  # rotate about the amide C(=O)-N bond\n\n"
         "def rotate(xyz, j, k, angle):\n"
         "    \"\"\"Rotate the atoms on k's side of bond j-k about the bond axis.\"\"\"\n"
         "    import networkx as nx\n"
@@ -63,10 +63,11 @@ QUICKSTART = [
         "scan = np.stack([rotate(xyz, j, k, a) for a in angles])\n"
         "e_model = energy(mol.parameters, torch.tensor(scan)).numpy()\n"
         "e_sage = energy(sage.parameters, torch.tensor(scan)).numpy()\n"
-        "e_model -= e_model.min(); e_sage -= e_sage.min()\n"
-        "print('barrier (kJ/mol): model %.1f, Sage %.1f' % (e_model.max(), e_sage.max()))"),
+        "e_model -= e_model.min()\n"
+        "e_sage -= e_sage.min()\n"
+        "print(f'barrier (kJ/mol): model {e_model.max():.1f}, Sage {e_sage.max():.1f}')"),
     new_code_cell(
-        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n\n"
+        "import matplotlib.pyplot as plt\n\n"
         "fig, ax = plt.subplots(figsize=(5, 3.5))\n"
         "ax.plot(np.degrees(angles), e_model, label='espaloma_like')\n"
         "ax.plot(np.degrees(angles), e_sage, '--', label='Sage 2.2.1')\n"
@@ -134,7 +135,7 @@ INSPECT = [
         "import numpy as np\n\nimport espaloma_like\nfrom espaloma_like.export.ffxml import atom_names\n\n"
         "mol = espaloma_like.parametrize('CC(=O)Nc1ccc(O)cc1')\n"
         "names = atom_names(mol.molecule.atomic_numbers)\n"
-        "for name, q in zip(names, mol.charges):\n"
+        "for name, q in zip(names, mol.charges, strict=True):\n"
         "    print(f'{name:4s} {q:+.3f}')"),
     new_markdown_cell(
         "Equivalent atoms get identical charges (the charge model equilibrates electronegativity "
@@ -148,14 +149,15 @@ INSPECT = [
     new_code_cell(
         "p = mol.parameters.propers\n"
         "barrier = {}\n"
-        "for (i, j, k, l), ks in zip(p.indices.tolist(), p.k.numpy()):\n"
+        "for (_, j, k, _), ks in zip(p.indices.tolist(), p.k.numpy(), strict=True):\n"
         "    bond = tuple(sorted((j, k)))\n"
         "    barrier[bond] = barrier.get(bond, 0.0) + 2 * np.abs(ks).sum()\n"
         "for (j, k), b in sorted(barrier.items(), key=lambda x: -x[1])[:6]:\n"
         "    print(f'{names[j]}-{names[k]}: up to {b:.1f} kJ/mol summed over its torsions')"),
     new_code_cell(
         "b = mol.parameters.bonds\n"
-        "for (i, j), k, r in list(zip(b.indices.tolist(), b.k.numpy(), b.length.numpy()))[:8]:\n"
+        "rows = zip(b.indices.tolist(), b.k.numpy(), b.length.numpy(), strict=True)\n"
+        "for (i, j), k, r in list(rows)[:8]:\n"
         "    print(f'{names[i]}-{names[j]}: r0 = {r:.4f} nm, k = {k:.0f} kJ/mol/nm^2')"),
 ]
 

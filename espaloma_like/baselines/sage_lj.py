@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def write_vdw_table(path: Path = VDW_TABLE) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled(forcefield: str) -> list[tuple[object, int, float, float, str]]:
+def _compiled(forcefield: str) -> list[tuple[Any, int, float, float, str]]:
     from rdkit import Chem
 
     if forcefield == SAGE and VDW_TABLE.is_file():

@@ -381,7 +381,7 @@ def merge_shards(config: BuildConfig, molecules: Sequence[MoleculeSource]) -> in
 
     shards = config.work_path / "shards"
 
-    def records():  # type: ignore[no-untyped-def]
+    def records():
         for m in molecules:
             path = shards / f"{molecule_key(m.smiles)}.h5"
             if path.is_file():

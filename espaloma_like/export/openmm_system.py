@@ -24,7 +24,7 @@ def atomic_masses(atomic_numbers: np.ndarray) -> list[float]:
     ]
 
 
-def _md():  # type: ignore[no-untyped-def]
+def _md():
     from openmm import unit
 
     return unit.md_unit_system

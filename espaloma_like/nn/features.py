@@ -7,7 +7,7 @@ config, so a checkpoint knows exactly what it expects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -114,7 +114,7 @@ BOND_FEATURIZERS: dict[str, Callable[[Chem.Bond], list[float]]] = {
 DEFAULT_BOND_FEATURES: tuple[str, ...] = tuple(BOND_FEATURIZERS)
 
 
-def _check(names: Sequence[str], known: dict[str, object], kind: str) -> None:
+def _check(names: Sequence[str], known: Mapping[str, object], kind: str) -> None:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown {kind} featurizer(s) {unknown}; known: {sorted(known)}")

@@ -113,7 +113,7 @@ class JanossyReadout(nn.Module):
 
     def forward(self, h: torch.Tensor, orderings: list[torch.Tensor]) -> torch.Tensor:
         pooled = sum(self.body(h[idx].flatten(-2)) for idx in orderings)
-        return self.head(self.act(pooled))  # type: ignore[arg-type]
+        return self.head(self.act(pooled))
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ class ParameterModel(nn.Module):
 
         lo, hi = stats.bond_length_factor_range
         alo, ahi = stats.angle_range
-        radii = self.covalent_radii[batch.atomic_numbers]
+        radii: torch.Tensor = self.covalent_radii[batch.atomic_numbers]  # type: ignore[index]
         reference_length = radii[batch.bonds].sum(-1)
         improper_k = improper_out.new_zeros((improper_out.shape[0], 6))
         improper_k[:, 1] = stats.improper_k * nn.functional.softplus(improper_out[:, 0])

@@ -16,7 +16,7 @@ import torch
 from espaloma_like.mm.energy import energy_terms
 from espaloma_like.nn.assemble import batch_parameter_set
 from espaloma_like.nn.batch import GraphBatch, collate
-from espaloma_like.nn.model import ParameterModel
+from espaloma_like.nn.model import HeadStatistics, ParameterModel
 from espaloma_like.training.config import LossConfig
 from espaloma_like.training.dataset import TrainingMolecule
 from espaloma_like.units import KCAL_TO_KJ, KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
@@ -116,7 +116,8 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     mask = batch.charge_mask
     charge_error = predicted.charges.to(torch.float64) - batch.charges.to(torch.float64)
     charge_mse = per_molecule_mean((charge_error / CHARGE_UNIT).pow(2), mask)
-    stats = model.module.config.heads if hasattr(model, "module") else model.config.heads
+    network = model.module if hasattr(model, "module") else model
+    stats: HeadStatistics = network.config.heads  # type: ignore[union-attr,assignment]
     regularizer = (predicted.proper_k.to(torch.float64) / stats.proper_k).pow(2).sum() / n_mol
     loss = (config.energy_weight * energy_mse + config.force_weight * force_mse
             + config.charge_weight * charge_mse + config.torsion_l2 * regularizer)

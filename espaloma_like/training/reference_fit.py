@@ -39,9 +39,9 @@ class ReferenceTargets:
 
 def mmff_charges(graph: MoleculeGraph) -> np.ndarray:
     """MMFF94 partial charges (N,), e, from RDKit (fast bond-charge-increment charges)."""
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import rdForceFieldHelpers
 
-    properties = AllChem.MMFFGetMoleculeProperties(graph.rdkit_mol)
+    properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(graph.rdkit_mol)
     if properties is None:
         raise ValueError(f"MMFF94 cannot type {graph.name!r}")
     return np.asarray(
@@ -174,7 +174,10 @@ def valence_energy_comparison(
     from espaloma_like.mm.energy import energy_terms
 
     rng = np.random.default_rng(seed)
-    e_model, e_sage, f_err, f_ref = [], [], [], []
+    e_model: list[np.ndarray] = []
+    e_sage: list[np.ndarray] = []
+    f_err: list[np.ndarray] = []
+    f_ref: list[np.ndarray] = []
     for graph in graphs:
         try:
             xyz = generate_conformers(graph, n_conformers, seed=seed, allow_undefined_stereo=True)

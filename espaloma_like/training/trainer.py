@@ -76,7 +76,7 @@ def build_model(config: TrainConfig) -> ParameterModel:
         torch.manual_seed(config.seed)
         model = ParameterModel(config.model)
     model.train()
-    groups = {
+    groups: dict[str, list[torch.nn.Module]] = {
         "charges": [model.charge_readout],
         "valence": [model.bond_readout, model.angle_readout, model.proper_readout,
                     model.improper_readout],
@@ -164,7 +164,7 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.autocast = torch.bfloat16 if config.precision == "bf16-mixed" else None
 
-    def _model_config(self):  # type: ignore[no-untyped-def]
+    def _model_config(self):
         if self.config.init_from:
             return load_checkpoint(self.config.init_from)[0].config
         return self.config.model
@@ -225,7 +225,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        metrics["learning_rate"] = self.scheduler.get_last_lr()[0]
+        metrics["learning_rate"] = float(self.scheduler.get_last_lr()[0])
         return metrics
 
     def rng_for_step(self) -> np.random.Generator:
@@ -318,7 +318,7 @@ class Trainer:
         return {"name": self.output.name, "step": self.step, "validation": validation,
                 "training_config": self.config.model_dump(mode="json")}
 
-    def _tensorboard(self):  # type: ignore[no-untyped-def]
+    def _tensorboard(self):
         if not self.config.tensorboard:
             return None
         try:
