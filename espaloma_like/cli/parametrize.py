@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default="model",
                         help="the shipped GNN model (default), or a baseline with AM1-BCC charges")
     parser.add_argument("--model", default=None, help="model name or checkpoint path (--method model)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; one is fastest for per-molecule inference (default 1)")
 
 
 def _read_inputs(text: str) -> Iterator[tuple[str, Any]]:
@@ -60,8 +62,11 @@ def _method(args: argparse.Namespace) -> Callable[[Any], Any]:
         from espaloma_like.baselines import gaff
 
         return gaff
+    import torch
+
     from espaloma_like.api import load_model, parametrize
 
+    torch.set_num_threads(max(1, args.threads))
     model = load_model(args.model)
     return lambda molecule: parametrize(molecule, model=model)
 
