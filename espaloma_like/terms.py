@@ -4,7 +4,10 @@ Canonical orders (so that a term has exactly one representation):
 
 * bonds ``(i, j)`` with ``i < j``;
 * angles ``(i, j, k)``, ``j`` the apex, ``i < k``;
-* propers ``(i, j, k, l)`` along a bonded path, oriented so that ``(i, j, k, l) < (l, k, j, i)``;
+* propers ``(i, j, k, l)`` along a bonded path, oriented so that ``(i, j, k, l) < (l, k, j, i)``,
+  except those whose ``j`` or ``k`` is a linear centre (an sp atom with two neighbours: alkyne and
+  nitrile carbons, allene centres): there ``i-j-k`` or ``j-k-l`` is collinear, the dihedral is
+  undefined and its gradient diverges, so Sage and GAFF give those torsions zero barriers;
 * impropers ``(c, a, b, d)`` for every atom ``c`` with exactly three neighbours, ``a < b < d``.
   The energy is the SMIRNOFF trefoil: the torsions ``(c, a, b, d)``, ``(c, b, d, a)`` and
   ``(c, d, a, b)``, each with a third of the force constant;
@@ -58,13 +61,25 @@ def _as_index(rows: Sequence[tuple[int, ...]], width: int) -> np.ndarray:
     return out.reshape(-1, width)
 
 
+def linear_centres(graph: MoleculeGraph) -> np.ndarray:
+    """(N,) bool: atoms with two neighbours and sp hybridization (collinear bonds)."""
+    from rdkit import Chem
+
+    return np.array([
+        a.GetDegree() == 2 and a.GetHybridization() == Chem.HybridizationType.SP
+        for a in graph.rdkit_mol.GetAtoms()
+    ], dtype=bool)
+
+
 def enumerate_terms(graph: MoleculeGraph) -> Terms:
     """All terms of ``graph`` in canonical order (see module docstring)."""
-    return terms_from_bonds(graph.n_atoms, graph.bonds)
+    return terms_from_bonds(graph.n_atoms, graph.bonds, linear_centres(graph))
 
 
-def terms_from_bonds(n_atoms: int, bonds: np.ndarray) -> Terms:
-    """All terms of a graph given by its atom count and (B, 2) bond array."""
+def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None = None) -> Terms:
+    """All terms of a graph given by its atom count, (B, 2) bonds and (N,) linear-centre mask."""
+    if linear is None:
+        linear = np.zeros(n_atoms, dtype=bool)
     neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
     for i, j in bonds.tolist():
         neighbours[i].append(j)
@@ -81,6 +96,8 @@ def terms_from_bonds(n_atoms: int, bonds: np.ndarray) -> Terms:
     ]
     proper_rows = []
     for j, k in bond_rows:
+        if linear[j] or linear[k]:
+            continue
         for i in neighbours[j]:
             if i == k:
                 continue

@@ -58,3 +58,16 @@ def test_impropers_for_trivalent_centres_only() -> None:
 def test_trefoil_is_the_three_cyclic_permutations() -> None:
     quads = trefoil_torsions(np.array([[1, 0, 2, 3]]))
     assert quads.tolist() == [[[1, 0, 2, 3], [1, 2, 3, 0], [1, 3, 0, 2]]]
+
+
+def test_no_propers_through_linear_centres() -> None:
+    from espaloma_like.terms import linear_centres
+
+    g = from_smiles("CC#CC")  # but-2-yne: C1-C2#C3-C4, the sp carbons are linear
+    assert linear_centres(g).tolist()[:4] == [False, True, True, False]
+    t = enumerate_terms(g)
+    for _, j, k, _ in t.propers.tolist():
+        assert not linear_centres(g)[j] and not linear_centres(g)[k]
+    assert len(t.propers) == 0  # every torsion of butyne passes through an sp carbon
+    # propanenitrile: only the torsions about C0-C1 (3 H x {C2, H, H}) remain
+    assert len(enumerate_terms(from_smiles("CCC#N")).propers) == 9

@@ -105,9 +105,13 @@ def sage_parameters(
     angle_t = [labels["Angles"][tuple(a)].angle.m_as("radian") for a in terms.angles.tolist()]
 
     propers = {}
+    wanted = {tuple(row) for row in terms.propers.tolist()}
     for key, p in labels["ProperTorsions"].items():
         canonical = min(tuple(key), tuple(key)[::-1])
-        propers[canonical] = _torsion_row(p, idivf_auto=1.0)
+        row = _torsion_row(p, idivf_auto=1.0)
+        if canonical not in wanted and not row[0].any():
+            continue  # a zero-barrier torsion through a linear centre: undefined, left out
+        propers[canonical] = row
     proper_idx = sorted(propers)
     improper_rows = []
     for key, p in labels["ImproperTorsions"].items():

@@ -323,6 +323,7 @@ def write_spice_hdf5(
                     raise DataFormatError(f"two records are named {record.name!r}")
                 _write_group(handle, record, compression_level, single_precision)
                 count += 1
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600 files; a dataset is meant to be shared
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.nn.features import atom_features, bond_features
-from espaloma_like.terms import Terms, terms_from_bonds
+from espaloma_like.terms import Terms, linear_centres, terms_from_bonds
 
 if TYPE_CHECKING:
     import torch
@@ -85,7 +85,7 @@ def prepare_molecule(
         atom_features=atom_features(canonical, atom_feature_names),
         bonds=bonds,
         bond_features=bond_features(canonical, bonds, bond_feature_names),
-        terms=terms_from_bonds(graph.n_atoms, bonds),
+        terms=terms_from_bonds(graph.n_atoms, bonds, linear_centres(graph)[to_input]),
         symmetry_classes=graph.symmetry_classes[to_input],
         total_charge=graph.total_charge,
         sigma=sigma[to_input],
