@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.nn.batch import PreparedMolecule, prepare_molecule
 from espaloma_like.nn.model import ModelConfig
 
@@ -87,6 +88,46 @@ def plausible_conformations(
     return keep
 
 
+#: Bond angles above this (degrees) at atoms that are not linear centres mark a broken embedding.
+MAX_ANGLE_DEGREES = 175.0
+
+
+def lennard_jones_clashes(graph: MoleculeGraph, conformations: np.ndarray,
+                          max_force_kcal_per_a: float = MAX_FORCE_KCAL_PER_A) -> np.ndarray:
+    """(C,) bool: broken geometries that no MM parameters can (or should) fit.
+
+    Two cases, both seen in raw ETKDG embeddings of strained rings and macrocycles:
+
+    * Sage's fixed Lennard-Jones alone exceeds the force limit (two atoms nearly on top of each
+      other): LJ is not learned, so no bonded parameters can fit it;
+    * a bond angle above 175 degrees at an atom that is not a linear (sp) centre: every torsion
+      through it is nearly undefined and its forces diverge as 1/sin(angle).
+
+    Such conformations are left out of training and of the evaluation of every method alike.
+    """
+    import torch
+
+    from espaloma_like.baselines.sage_lj import sage_lj_fast
+    from espaloma_like.mm.energy import lennard_jones_energy
+    from espaloma_like.mm.geometry import angles
+    from espaloma_like.terms import enumerate_terms, linear_centres
+    from espaloma_like.units import KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
+
+    sigma, epsilon = (torch.as_tensor(a) for a in sage_lj_fast(graph))
+    terms = enumerate_terms(graph)
+    xyz = torch.tensor(np.asarray(conformations, dtype=np.float64), requires_grad=True)
+    total = (lennard_jones_energy(xyz, torch.as_tensor(terms.pairs_full), sigma, epsilon, 1.0).sum()
+             + lennard_jones_energy(xyz, torch.as_tensor(terms.pairs_14), sigma, epsilon, 0.5).sum())
+    (gradient,) = torch.autograd.grad(total, xyz)
+    largest = gradient.abs().reshape(len(conformations), -1).max(dim=1).values.numpy()
+    clash = largest * KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A > max_force_kcal_per_a
+    bent = ~linear_centres(graph)[terms.angles[:, 1]]
+    if bent.any():
+        theta = angles(xyz.detach(), torch.as_tensor(terms.angles[bent])).numpy()
+        clash |= np.degrees(theta).max(axis=1) > MAX_ANGLE_DEGREES
+    return clash
+
+
 def stable_fraction(text: str, salt: str = "") -> float:
     """A number in [0, 1) fixed by ``text`` (for reproducible splits)."""
     return int.from_bytes(hashlib.sha256((salt + text).encode()).digest()[:8], "little") / 2**64
@@ -126,6 +167,8 @@ def load_training_molecules(
                 continue
             plausible = plausible_conformations(record.energies, record.forces,
                                                 max_relative_energy_kcal, max_force_kcal_per_a)
+            if max_force_kcal_per_a is not None:
+                plausible &= ~lennard_jones_clashes(graph, record.conformations, max_force_kcal_per_a)
             if skipped is not None and not plausible.all():
                 skipped.append(f"{record.name}: {int((~plausible).sum())} of "
                                f"{record.n_conformations} conformations outside the energy/force limits")

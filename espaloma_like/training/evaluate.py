@@ -656,9 +656,12 @@ def _evaluate(
     md_inputs: list[MoleculeGraph] = []
     bar = tqdm(desc="evaluate", unit="mol", disable=not progress)
     for record, graph in _records(files, split, max_molecules, skipped, splits_seen):
-        from espaloma_like.training.dataset import plausible_conformations
+        from espaloma_like.training.dataset import lennard_jones_clashes, plausible_conformations
 
-        keep = np.flatnonzero(plausible_conformations(record.energies, record.forces, *limits))
+        mask = plausible_conformations(record.energies, record.forces, *limits)
+        if limits[1] is not None:
+            mask &= ~lennard_jones_clashes(graph, record.conformations, limits[1])
+        keep = np.flatnonzero(mask)
         if len(keep) < 2:
             skipped.append((record.name, "fewer than 2 conformations within the energy/force limits"))
             continue
