@@ -50,7 +50,7 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "speed_parametrize"
 
 NAMED = {
     "paracetamol": "CC(=O)Nc1ccc(O)cc1",
-    "ibuprofen": "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "ibuprofen": "CC(C)Cc1ccc(cc1)[C@H](C)C(=O)O",  # (S); AM1-BCC needs defined stereo
     "imatinib": "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1",
     "atorvastatin": (
         "CC(C)c1c(C(=O)Nc2ccccc2)c(-c2ccccc2)c(-c2ccc(F)cc2)n1CC[C@@H](O)C[C@@H](O)CC(=O)O"

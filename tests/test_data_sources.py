@@ -237,3 +237,11 @@ def test_missing_files_raise() -> None:
         read_sdf("/nonexistent/file.sdf")
     with pytest.raises(MoleculeFileError):
         openff_molecule_set("nope")  # type: ignore[arg-type]
+
+
+def test_sulfuranes_and_phosphoranes_are_dropped_with_a_reason() -> None:
+    from espaloma_like.data.sources import filter_molecules, smiles_sources
+
+    kept, dropped = filter_molecules(smiles_sources(["CCS(N)(O)O", "CCS(N)(=O)=O", "CP(O)(O)(O)O"]))
+    assert [k.smiles for k in kept] == ["CCS(N)(=O)=O"]
+    assert all(d.reason.startswith("unusual valence") for d in dropped) and len(dropped) == 2

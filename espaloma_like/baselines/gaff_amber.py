@@ -421,9 +421,9 @@ def parameters_from_prmtop(graph: MoleculeGraph, path: Path, charges: np.ndarray
             canonical = min(quad, quad[::-1])
             _add_torsion_term(propers, canonical, periodicity, _md(phase), _md(k))
     wanted_propers = {tuple(row) for row in terms.propers.tolist()}
-    for quad in set(propers) - wanted_propers:
-        if not propers[quad][0].any():
-            del propers[quad]  # zero-barrier torsion through a linear centre (X-c1-c1-X)
+    for extra_quad in set(propers) - wanted_propers:
+        if not propers[extra_quad][0].any():
+            del propers[extra_quad]  # zero-barrier torsion through a linear centre (X-c1-c1-X)
     if set(propers) != wanted_propers:
         extra, missing = set(propers) - wanted_propers, wanted_propers - set(propers)
         raise ParametrizationError(

@@ -32,7 +32,7 @@ import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from espaloma_like.exceptions import MoleculeFileError, MoleculeInputError
 from espaloma_like.molecule import SUPPORTED_ELEMENTS, from_smiles, undefined_stereo
@@ -88,7 +88,8 @@ class Dropped:
 
     ``reason`` starts with a fixed category (``"unreadable"``, ``"unparsable SMILES"``,
     ``"unsupported element"``, ``"radical"``, ``"disconnected"``, ``"charge out of range"``,
-    ``"too few heavy atoms"``, ``"too many heavy atoms"``, ``"invalid"``, ``"undefined stereo"``,
+    ``"unusual valence"``, ``"too few heavy atoms"``, ``"too many heavy atoms"``, ``"invalid"``,
+    ``"undefined stereo"``,
     ``"duplicate"``), followed by ``": "`` and details.
     """
 
@@ -595,12 +596,34 @@ def _check(record: MoleculeSource, min_heavy: int, max_heavy: int, charges: tupl
     charge = Chem.GetFormalCharge(mol)
     if not charges[0] <= charge <= charges[1]:
         return f"charge out of range: {charge:+d} outside [{charges[0]}, {charges[1]}]"
+    unusual = _unusual_valence(mol)
+    if unusual:
+        return f"unusual valence: {unusual}"
     heavy = mol.GetNumHeavyAtoms()
     if heavy < min_heavy:
         return f"too few heavy atoms: {heavy} < {min_heavy}"
     if heavy > max_heavy:
         return f"too many heavy atoms: {heavy} > {max_heavy}"
     return str(Chem.MolToSmiles(mol)), notes
+
+
+def _unusual_valence(mol: Any) -> str:
+    """Why ``mol`` holds a hypervalent S or P with only single bonds, or "" if it does not.
+
+    Neutral S with four single bonds (a sulfurane such as ``CS(N)(O)O``) or P with five are not
+    stable organic species; they come from records whose S=O / P=O double bonds were lost
+    (seen in MiniDrugBank), and MM parameters trained on them are meaningless.
+    """
+    from rdkit import Chem
+
+    for atom in mol.GetAtoms():
+        singles = all(b.GetBondType() == Chem.BondType.SINGLE for b in atom.GetBonds())
+        if atom.GetFormalCharge() == 0 and singles and (
+            (atom.GetAtomicNum() == 16 and atom.GetDegree() + atom.GetTotalNumHs() == 4)
+            or (atom.GetAtomicNum() == 15 and atom.GetDegree() + atom.GetTotalNumHs() == 5)
+        ):
+            return f"{atom.GetSymbol()}{atom.GetIdx()} has only single bonds to {atom.GetDegree()} neighbours"
+    return ""
 
 
 def filter_molecules(
