@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,11 +18,14 @@ FORCE_GROUPS = {"bond": 0, "angle": 1, "proper": 2, "improper": 3, "nonbonded": 
 
 def atomic_masses(atomic_numbers: np.ndarray) -> list[float]:
     """Masses in dalton for the given atomic numbers (OpenMM's element table)."""
+    return [_mass(int(z)) for z in atomic_numbers]
+
+
+@functools.lru_cache(maxsize=128)
+def _mass(atomic_number: int) -> float:
     from openmm.app.element import Element
 
-    return [
-        Element.getByAtomicNumber(int(z)).mass.value_in_unit_system(_md()) for z in atomic_numbers
-    ]
+    return float(Element.getByAtomicNumber(atomic_number).mass.value_in_unit_system(_md()))
 
 
 def _md():
@@ -30,13 +34,30 @@ def _md():
     return unit.md_unit_system
 
 
+def _raw(cls: type, method: str):
+    """OpenMM's SWIG entry point behind ``cls.method``, skipping the unit checks of the Python
+    wrapper (a third of the export time for plain floats in MD units); the public method when
+    the low-level name is not there."""
+    import openmm
+
+    raw = getattr(openmm._openmm, f"{cls.__name__}_{method}", None)
+    if raw is None:
+        return lambda force, *args: getattr(force, method)(*args)
+    return raw
+
+
 def _add_torsions(
     force: openmm.PeriodicTorsionForce, quads: np.ndarray, k: np.ndarray, phase: np.ndarray
 ) -> None:
+    import openmm
+
+    add = _raw(openmm.PeriodicTorsionForce, "addTorsion")
     rows, columns = np.nonzero(k)
-    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
-        a, b, c, d = quads[row].tolist()
-        force.addTorsion(a, b, c, d, column + 1, float(phase[row, column]), float(k[row, column]))
+    quads = quads.tolist()
+    for row, column, kk, ph in zip(rows.tolist(), columns.tolist(), k[rows, columns].tolist(),
+                                   phase[rows, columns].tolist(), strict=True):
+        a, b, c, d = quads[row]
+        add(force, a, b, c, d, column + 1, ph, kk)
 
 
 def to_openmm_system(parameters: ParameterSet) -> openmm.System:
@@ -54,13 +75,15 @@ def to_openmm_system(parameters: ParameterSet) -> openmm.System:
         system.addParticle(mass)
 
     bonds = openmm.HarmonicBondForce()
-    for (i, j), k, r0 in zip(p["bonds.indices"], p["bonds.k"], p["bonds.length"], strict=True):
-        bonds.addBond(int(i), int(j), float(r0), float(k))
+    add_bond = _raw(openmm.HarmonicBondForce, "addBond")
+    for (i, j), k, r0 in zip(p["bonds.indices"].tolist(), p["bonds.k"].tolist(),
+                             p["bonds.length"].tolist(), strict=True):
+        add_bond(bonds, i, j, r0, k)
     angles = openmm.HarmonicAngleForce()
-    for (i, j, m), k, theta in zip(
-        p["angles.indices"], p["angles.k"], p["angles.angle"], strict=True
-    ):
-        angles.addAngle(int(i), int(j), int(m), float(theta), float(k))
+    add_angle = _raw(openmm.HarmonicAngleForce, "addAngle")
+    for (i, j, m), k, theta in zip(p["angles.indices"].tolist(), p["angles.k"].tolist(),
+                                   p["angles.angle"].tolist(), strict=True):
+        add_angle(angles, i, j, m, theta, k)
 
     propers = openmm.PeriodicTorsionForce()
     _add_torsions(propers, p["propers.indices"], p["propers.k"], p["propers.phase"])
@@ -79,17 +102,21 @@ def to_openmm_system(parameters: ParameterSet) -> openmm.System:
     nonbonded = openmm.NonbondedForce()
     nonbonded.setNonbondedMethod(openmm.NonbondedForce.NoCutoff)
     q, sigma, eps = p["nonbonded.charges"], p["nonbonded.sigma"], p["nonbonded.epsilon"]
-    for qi, si, ei in zip(q, sigma, eps, strict=True):
-        nonbonded.addParticle(float(qi), float(si), float(ei))
-    for i, j in p["nonbonded.exclusions"]:
-        nonbonded.addException(int(i), int(j), 0.0, 1.0, 0.0)
-    for i, j in p["nonbonded.pairs_14"]:
-        nonbonded.addException(
-            int(i), int(j),
-            float(nb.coulomb_14_scale * q[i] * q[j]),
-            float(0.5 * (sigma[i] + sigma[j])),
-            float(nb.lj_14_scale * np.sqrt(eps[i] * eps[j])),
-        )
+    add_particle = _raw(openmm.NonbondedForce, "addParticle")
+    add_exception = _raw(openmm.NonbondedForce, "addException")
+    for qi, si, ei in zip(q.tolist(), sigma.tolist(), eps.tolist(), strict=True):
+        add_particle(nonbonded, qi, si, ei)
+    for i, j in p["nonbonded.exclusions"].tolist():
+        add_exception(nonbonded, i, j, 0.0, 1.0, 0.0, False)
+    pairs = p["nonbonded.pairs_14"]
+    if len(pairs):
+        i, j = pairs[:, 0], pairs[:, 1]
+        charge_products = (nb.coulomb_14_scale * q[i] * q[j]).tolist()
+        sigmas = (0.5 * (sigma[i] + sigma[j])).tolist()
+        epsilons = (nb.lj_14_scale * np.sqrt(eps[i] * eps[j])).tolist()
+        for a, b, qq, ss, ee in zip(i.tolist(), j.tolist(), charge_products, sigmas, epsilons,
+                                    strict=True):
+            add_exception(nonbonded, a, b, qq, ss, ee, False)
 
     for force, group in (
         (bonds, "bond"), (angles, "angle"), (propers, "proper"), (impropers, "improper"),
