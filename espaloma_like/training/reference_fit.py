@@ -149,7 +149,7 @@ def fit_to_reference(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         epoch += 1
         record = {"epoch": float(epoch), "loss": float(np.mean(losses)),
                   "seconds": time.perf_counter() - start}
