@@ -89,3 +89,13 @@ def test_scaffold_split_keeps_scaffolds_together() -> None:
     assert splits[0] == splits[1] == splits[2]  # benzene scaffold
     assert splits[5] == splits[6]  # piperidine
     assert splits == scaffold_split(smiles, SplitConfig(held_out_fraction=0.5))  # fixed
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_file_as_serial(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    serial = _config(tmp_path, "serial")
+    build_dataset(serial, progress=False)
+    parallel = _config(tmp_path, "parallel").model_copy(update={"workers": 2})
+    build_dataset(parallel, progress=False)
+    assert _contents(Path(serial.output)) == _contents(Path(parallel.output))
