@@ -11,10 +11,14 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from espaloma_like.exceptions import DataFormatError
+
+if TYPE_CHECKING:
+    from espaloma_like.molecule import MoleculeGraph
 
 #: Atom map numbers in a mapped SMILES: ``[C@H:3]`` -> ``3``.
 _MAP_NUMBER = re.compile(r"\[[^\]]*?:(\d+)\]")
@@ -180,3 +184,22 @@ class QMRecord:
             energies=self.energies[index],
             forces=self.forces[index],
         )
+
+
+def record_graph(record: QMRecord) -> MoleculeGraph:
+    """The molecule of ``record`` in its own atom order (from its mapped SMILES).
+
+    Raises
+    ------
+    ValueError
+        The record has no mapped SMILES (bond orders unknown) or its atoms disagree with it;
+        :class:`~espaloma_like.exceptions.MoleculeInputError` for unsupported chemistry.
+    """
+    from espaloma_like.molecule import from_smiles
+
+    if not record.mapped_smiles:
+        raise ValueError("no mapped SMILES (bond orders unknown)")
+    graph = from_smiles(record.mapped_smiles, name=record.name)
+    if not np.array_equal(graph.atomic_numbers, record.atomic_numbers):
+        raise ValueError("atomic numbers disagree with the mapped SMILES")
+    return graph

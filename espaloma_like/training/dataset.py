@@ -147,19 +147,15 @@ def load_training_molecules(
     """
     import json
 
+    from espaloma_like.data.records import record_graph
     from espaloma_like.data.spice import read_spice_hdf5
-    from espaloma_like.molecule import from_smiles
 
     rng = np.random.default_rng(seed)
     out = []
     for path in paths:
         for record in read_spice_hdf5(path):
             try:
-                if not record.mapped_smiles:
-                    raise ValueError("no mapped SMILES (bond orders unknown)")
-                graph = from_smiles(record.mapped_smiles, name=record.name)
-                if not np.array_equal(graph.atomic_numbers, record.atomic_numbers):
-                    raise ValueError("atomic numbers disagree with the mapped SMILES")
+                graph = record_graph(record)
                 prepared = prepare_molecule(graph, config.atom_features, config.bond_features)
             except Exception as err:  # skipped, and said so
                 if skipped is not None:

@@ -470,8 +470,8 @@ def _records(paths: Sequence[Path], split: str, max_molecules: int | None,
              skipped: list[tuple[str, str]], splits_seen: dict[str, int],
              ) -> Iterator[tuple[QMRecord, MoleculeGraph]]:
     """Records of ``split`` with their graphs (record atom order); unsupported ones listed."""
+    from espaloma_like.data.records import record_graph
     from espaloma_like.data.spice import read_spice_hdf5
-    from espaloma_like.molecule import from_smiles
 
     n = 0
     for path in paths:
@@ -484,11 +484,7 @@ def _records(paths: Sequence[Path], split: str, max_molecules: int | None,
                 return
             n += 1
             try:
-                if not record.mapped_smiles:
-                    raise ValueError("no mapped SMILES (bond orders unknown)")
-                graph = from_smiles(record.mapped_smiles, name=record.name)
-                if not np.array_equal(graph.atomic_numbers, record.atomic_numbers):
-                    raise ValueError("atomic numbers disagree with the mapped SMILES")
+                graph = record_graph(record)
             except Exception as err:  # unsupported chemistry: listed, not fatal
                 skipped.append((record.name, f"{type(err).__name__}: {err}"))
                 continue
