@@ -97,3 +97,23 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep AM1-BCC results of the tests out of the user's cache unless one is configured."""
     if "ESPALOMA_LIKE_CACHE_DIR" not in os.environ:
         os.environ["ESPALOMA_LIKE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+def restoring_force_correlation(record) -> float:  # type: ignore[no-untyped-def]
+    """Correlation over conformations between X-H bond stretch and the force along the bond.
+
+    Forces that are minus the gradient pull a stretched bond back: strongly negative.
+    """
+    z = record.atomic_numbers
+    xyz, forces = record.conformations, record.forces
+    stretch, along = [], []
+    for h in np.flatnonzero(z == 1):
+        d = np.linalg.norm(xyz[0] - xyz[0, h], axis=-1)
+        d[z == 1] = np.inf
+        heavy = int(np.argmin(d))
+        vec = xyz[:, h] - xyz[:, heavy]
+        r = np.linalg.norm(vec, axis=-1)
+        unit = vec / r[:, None]
+        stretch.append(r - r.mean())
+        along.append(0.5 * ((forces[:, h] - forces[:, heavy]) * unit).sum(-1))
+    return float(np.corrcoef(np.concatenate(stretch), np.concatenate(along))[0, 1])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_dir
+from conftest import restoring_force_correlation, shared_dir
 
 from espaloma_like.data.formats import read_extxyz, read_grappa_npz
 from espaloma_like.data.records import QMRecord
@@ -25,25 +25,6 @@ def _reference(relative: str) -> Path:
     if path is None or not path.exists():
         pytest.skip(f"shared reference data qm-reference/{relative} is not available")
     return path
-
-
-def restoring_force_correlation(record: QMRecord) -> float:
-    """Correlation over conformations between X-H bond stretch and the force along the bond.
-
-    Forces that are minus the gradient pull a stretched bond back: strongly negative.
-    """
-    z = record.atomic_numbers
-    xyz, forces = record.conformations, record.forces
-    stretch, along = [], []
-    for h in np.flatnonzero(z == 1):
-        d = np.linalg.norm(xyz[0] - xyz[0, h], axis=-1)
-        d[z == 1] = np.inf
-        heavy = int(np.argmin(d))
-        vec = xyz[:, h] - xyz[:, heavy]
-        r = np.linalg.norm(vec, axis=-1)
-        stretch.append(r - r.mean())
-        along.append(0.5 * ((forces[:, h] - forces[:, heavy]) * (vec / r[:, None])).sum(-1))
-    return float(np.corrcoef(np.concatenate(stretch), np.concatenate(along))[0, 1])
 
 
 def bond_lengths(record: QMRecord, z1: int, z2: int) -> np.ndarray:

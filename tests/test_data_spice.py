@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import shared_dir
+from conftest import restoring_force_correlation, shared_dir
 
 from espaloma_like.data.records import QMRecord
 from espaloma_like.data.spice import (
@@ -252,26 +252,6 @@ def _spice_sample() -> Path:
     if path is None or not path.is_file():
         pytest.skip("shared SPICE sample (shared/qm-reference/spice_sample) is not available")
     return path
-
-
-def restoring_force_correlation(record: QMRecord) -> float:
-    """Correlation over conformations between X-H bond stretch and the force along the bond.
-
-    Forces that are minus the gradient pull a stretched bond back: strongly negative.
-    """
-    z = record.atomic_numbers
-    xyz, forces = record.conformations, record.forces
-    stretch, along = [], []
-    for h in np.flatnonzero(z == 1):
-        d = np.linalg.norm(xyz[0] - xyz[0, h], axis=-1)
-        d[z == 1] = np.inf
-        heavy = int(np.argmin(d))
-        vec = xyz[:, h] - xyz[:, heavy]
-        r = np.linalg.norm(vec, axis=-1)
-        unit = vec / r[:, None]
-        stretch.append(r - r.mean())
-        along.append(0.5 * ((forces[:, h] - forces[:, heavy]) * unit).sum(-1))
-    return float(np.corrcoef(np.concatenate(stretch), np.concatenate(along))[0, 1])
 
 
 def test_real_spice_sample_reads_in_openmm_units() -> None:
