@@ -74,10 +74,12 @@ def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
 
 
 def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, config: LossConfig,
-                 autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                 autocast_dtype: torch.dtype | None = None, create_graph: bool = True,
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss and metrics (RMSEs in kcal/mol, kcal/mol/A, e) of one batch.
 
     The network may run under autocast; parameters are cast to float64 before the MM energy.
+    ``create_graph=False`` (evaluation) skips the graph of the forces that only training needs.
     """
     graph = batch.graph
     device_type = batch.xyz.device.type
@@ -94,7 +96,7 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
             parameters.nonbonded, charges=parameters.nonbonded.charges.detach()))
     xyz = batch.xyz.to(torch.float64).requires_grad_(True)
     energy = energy_terms(parameters, xyz, graph.atom_molecule, graph.n_molecules).total
-    (gradient,) = torch.autograd.grad(energy.sum(), xyz, create_graph=True)
+    (gradient,) = torch.autograd.grad(energy.sum(), xyz, create_graph=create_graph)
     forces = -gradient
 
     # every molecule weighs the same whatever its size, so the loss of a batch split across

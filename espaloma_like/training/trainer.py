@@ -130,10 +130,12 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.dist = distributed_from_environment(self.device)
         self.output = Path(config.output_dir)
+        # the model first: with init_from, its checkpoint's config decides the featurization
+        self.model = build_model(config).to(self.device)
         if train is None:
             skipped: list[str] = []
             molecules = load_training_molecules(
-                config.data.train_files, self._model_config(),
+                config.data.train_files, self.model.config,
                 config.data.max_conformations_per_molecule, seed=config.seed, skipped=skipped,
                 max_relative_energy_kcal=config.data.max_relative_energy_kcal,
                 max_force_kcal_per_a=config.data.max_force_kcal_per_a)
@@ -144,7 +146,6 @@ class Trainer:
         self.validation_set = list(validation or [])
         if not self.train_set:
             raise ValueError("no training molecules")
-        self.model = build_model(config).to(self.device)
         self.network: torch.nn.Module = self.model
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -163,11 +164,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.progress = progress and self.dist.is_main
         self.autocast = torch.bfloat16 if config.precision == "bf16-mixed" else None
-
-    def _model_config(self):
-        if self.config.init_from:
-            return load_checkpoint(self.config.init_from)[0].config
-        return self.config.model
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -246,7 +242,8 @@ class Trainer:
             chunk = molecules[start : start + size]
             batch = make_batch(chunk, n_conformations, rng).to(self.device)
             with torch.enable_grad():
-                _, metrics = compute_loss(self.model, batch, self.config.loss, self.autocast)
+                _, metrics = compute_loss(self.model, batch, self.config.loss, self.autocast,
+                                          create_graph=False)
             for key, value in metrics.items():
                 totals[key] = totals.get(key, 0.0) + value**2 * len(chunk) if key.endswith("rmse") \
                     else totals.get(key, 0.0) + value * len(chunk)
