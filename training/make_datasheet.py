@@ -49,9 +49,13 @@ beyond 1.5x are rejected and counted.
   recorded per conformation (`n_failed`, `first_error` in the provenance) and left out of the
   arrays, never zeroed.
 * Charges: AM1-BCC from AmberTools (antechamber + sqm), as a single point (`maxcyc=0`) at the
-  first Sage-minimized conformer, symmetrized over equivalent atoms. This is about 100x cheaper
-  than antechamber's default AM1 geometry optimization and differs from it by about 0.01-0.03 e
-  RMS; the Sage and GAFF baselines in benchmarks use these same labels.
+  first Sage-minimized conformer, symmetrized over equivalent atoms. Against antechamber's
+  default (AM1 geometry optimization first) on the same start
+  (`benchmarks/results/am1bcc_single_point.md`): 57-120x faster for ibuprofen and paracetamol
+  (13.5 s vs 0.11 s), 8x median over ten small molecules; RMS difference 0.009 e median, but
+  0.12 e for methanesulfonamide: sulfonyl charges depend on the AM1 geometry, so S(=O)(=O)
+  labels are the least faithful. The Sage and GAFF baselines in benchmarks use these same
+  labels.
 
 ## Split
 Scaffold split by Bemis-Murcko scaffold (acyclic molecules are their own cluster): a scaffold is
