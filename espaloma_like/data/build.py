@@ -228,8 +228,9 @@ def label_molecule(index: int, molecule: MoleculeSource, config: BuildConfig, sp
         if config.am1bcc:
             from espaloma_like.baselines.am1bcc import compute_am1bcc
 
-            # AM1 single point at the first Sage-minimized conformer: ~100x cheaper than
-            # antechamber's AM1 optimization, which dominates the cost of a build otherwise
+            # AM1 single point at the first Sage-minimized conformer: 57-120x cheaper than
+            # antechamber's AM1 optimization for drug-sized molecules, which would otherwise
+            # dominate a build (benchmarks/results/am1bcc_single_point.md)
             minimized = [n for n, k in enumerate(sampled.kinds) if k == "minimized"]
             start = sampled.positions[minimized[0] if minimized else 0]
             charges = compute_am1bcc(graph, positions=start, optimize=False)
