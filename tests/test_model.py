@@ -197,3 +197,22 @@ def test_mapped_smiles_ring_features_equal_plain_smiles(model: ParameterModel) -
     a = prepare_molecule(plain, model.config.atom_features, model.config.bond_features)
     b = prepare_molecule(mapped, model.config.atom_features, model.config.bond_features)
     assert np.array_equal(a.atom_features, b.atom_features)
+
+
+def test_proper_threshold_gives_exact_zeros_and_only_those_terms_are_exported(
+        model: ParameterModel) -> None:
+    heads = model.config.heads.model_copy(update={"proper_k_threshold": 0.5})
+    sparse = ParameterModel(model.config.model_copy(update={"heads": heads})).double().eval()
+    sparse.load_state_dict(model.state_dict())
+    dense_k = parametrize(PARACETAMOL, model).parameters.propers.k.detach().numpy()
+    molecule = parametrize(PARACETAMOL, sparse)
+    k = molecule.parameters.propers.k.detach().numpy()
+    # shrinkage by the threshold, exact zeros below it
+    np.testing.assert_allclose(k, np.sign(dense_k) * np.maximum(np.abs(dense_k) - 0.5, 0.0), atol=1e-12)
+    assert 0 < np.count_nonzero(k) < k.size
+    system = molecule.to_openmm_system()
+    (propers,) = [f for f in system.getForces() if f.getForceGroup() == FORCE_GROUPS["proper"]]
+    assert propers.getNumTorsions() == np.count_nonzero(k)
+    xyz = generate_conformers(molecule.molecule, 1, seed=0)
+    ours = float(energy_terms(molecule.parameters, torch.tensor(xyz)).proper[0])
+    assert ours == pytest.approx(openmm_group_energies(system, xyz[0])[FORCE_GROUPS["proper"]], abs=1e-3)

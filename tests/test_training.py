@@ -117,6 +117,23 @@ def test_fine_tuning_with_frozen_charges(tmp_path: Path, qm_file: Path,
                            trainer.model.bond_readout.head.weight)
 
 
+def test_sparse_torsion_fine_tuning_is_stored_in_the_checkpoint(tmp_path: Path, qm_file: Path,
+                                                               molecules: list[TrainingMolecule]) -> None:
+    import espaloma_like
+    from espaloma_like.nn.checkpoint import save_checkpoint
+    from espaloma_like.nn.model import ParameterModel
+
+    torch.manual_seed(0)
+    start = save_checkpoint(ParameterModel(TINY_MODEL), tmp_path / "start.pt")
+    config = _config(tmp_path, qm_file, max_steps=5, eval_every=5, init_from=str(start),
+                     proper_k_threshold=0.05, loss=LossConfig(torsion_l1=0.1))
+    result = Trainer(config, train=molecules, validation=molecules, progress=False).fit(resume=False)
+    model = espaloma_like.load_model(result.best_checkpoint)
+    assert model.config.heads.proper_k_threshold == 0.05
+    k = espaloma_like.parametrize("CCCC", model=model).parameters.propers.k
+    assert bool((k == 0).any())
+
+
 def test_trained_energy_equals_openmm_energy(molecules: list[TrainingMolecule]) -> None:
     """What is trained is what is simulated: the loss's energies equal the exported System's."""
     from conftest import openmm_energy_forces

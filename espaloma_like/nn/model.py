@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from espaloma_like.nn.batch import GraphBatch
@@ -48,6 +48,10 @@ class HeadStatistics(BaseModel):
     angle_range: tuple[float, float] = (0.9, math.pi)  # rad
     proper_k: float = 5.0  # kJ/mol
     improper_k: float = 10.0  # kJ/mol
+    #: soft threshold on proper torsion constants, kJ/mol: |k| is shrunk by this much and
+    #: constants below it are exactly zero, so the exported system carries only the terms that
+    #: matter (MM speed) and training sees exactly what is simulated
+    proper_k_threshold: float = Field(default=0.0, ge=0.0)
 
 
 class ModelConfig(BaseModel):
@@ -65,6 +69,13 @@ class ModelConfig(BaseModel):
     activation: Literal["silu", "relu", "gelu"] = "silu"
     heads: HeadStatistics = HeadStatistics()
     lj: Literal["sage"] = "sage"  # the seam for learned LJ later
+
+
+def _soft_threshold(values: torch.Tensor, threshold: float) -> torch.Tensor:
+    """sign(x) max(|x| - threshold, 0): exact zeros below the threshold, continuous above."""
+    if threshold == 0.0:
+        return values
+    return torch.sign(values) * nn.functional.relu(values.abs() - threshold)
 
 
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -206,7 +217,7 @@ class ParameterModel(nn.Module):
             angle_k=stats.angle_k * nn.functional.softplus(angle_out[:, 0] + 0.5413),
             # the offset starts angles near 112 degrees
             angle=alo + (ahi - alo) * torch.sigmoid(angle_out[:, 1] - 0.125),
-            proper_k=stats.proper_k * proper_out,
+            proper_k=_soft_threshold(stats.proper_k * proper_out, stats.proper_k_threshold),
             improper_k=improper_k,
             charges=self.equilibrate_charges(hc, batch),
         )

@@ -39,6 +39,9 @@ class LossConfig(_Strict):
     force_weight: float = 1.0
     charge_weight: float = 1.0
     torsion_l2: float = 1e-3
+    #: L1 on proper torsion constants (units of the head scale, per molecule): with the model's
+    #: ``proper_k_threshold`` it drives unneeded periodicities to exactly zero
+    torsion_l1: float = Field(default=0.0, ge=0.0)
     #: let QM energies move the charges too (False: charges learn from the charge labels only,
     #: as espaloma does, and enter the energy detached)
     charges_from_energy: bool = False
@@ -60,6 +63,8 @@ class TrainConfig(_Strict):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     init_from: str | None = None
+    #: set the model's proper-torsion soft threshold (kJ/mol), also on a model from ``init_from``
+    proper_k_threshold: float | None = Field(default=None, ge=0.0)
     freeze: tuple[Literal["charges", "valence", "gnn"], ...] = ()
     loss: LossConfig = LossConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

@@ -120,9 +120,11 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     charge_mse = per_molecule_mean((charge_error / CHARGE_UNIT).pow(2), mask)
     network = model.module if hasattr(model, "module") else model
     stats: HeadStatistics = network.config.heads  # type: ignore[union-attr,assignment]
-    regularizer = (predicted.proper_k.to(torch.float64) / stats.proper_k).pow(2).sum() / n_mol
+    scaled_k = predicted.proper_k.to(torch.float64) / stats.proper_k
     loss = (config.energy_weight * energy_mse + config.force_weight * force_mse
-            + config.charge_weight * charge_mse + config.torsion_l2 * regularizer)
+            + config.charge_weight * charge_mse
+            + config.torsion_l2 * scaled_k.pow(2).sum() / n_mol
+            + config.torsion_l1 * scaled_k.abs().sum() / n_mol)
     metrics = {
         "loss": float(loss.detach()),
         "energy_rmse": float(energy_mse.detach().sqrt()),

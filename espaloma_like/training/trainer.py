@@ -75,6 +75,10 @@ def build_model(config: TrainConfig) -> ParameterModel:
     else:
         torch.manual_seed(config.seed)
         model = ParameterModel(config.model)
+    if config.proper_k_threshold is not None:
+        heads = model.config.heads.model_copy(
+            update={"proper_k_threshold": config.proper_k_threshold})
+        model.config = model.config.model_copy(update={"heads": heads})
     model.train()
     groups: dict[str, list[torch.nn.Module]] = {
         "charges": [model.charge_readout],
