@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned here: 2.13.0 resolves to the local CPU wheel, an unpinned torch pulls CUDA
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[qm,dev]"
+	# torch stays pinned while the package installs (torchani 2.9.0 supports torch <= 2.13)
+	$(BIN)/pip install --quiet -e ".[qm,dev,bench]" torch==2.13.0 torchani==2.9.0
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check espaloma_like tests training
+	$(BIN)/ruff check espaloma_like tests training benchmarks notebooks
 	$(BIN)/mypy espaloma_like
 
 clean:

@@ -455,7 +455,7 @@ def parameters_from_prmtop(graph: MoleculeGraph, path: Path, charges: np.ndarray
         return torch.as_tensor(np.asarray(rows, dtype=np.int64).reshape(-1, width))
 
     def real(values: Any, width: int | None = None) -> torch.Tensor:
-        array = np.asarray(values, dtype=np.float64)
+        array = np.array(values, dtype=np.float64)  # a writable copy (inputs may be read-only)
         return torch.as_tensor(array.reshape(-1, width) if width else array, dtype=f64)
 
     def torsions(rows: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]) -> TorsionParameters:

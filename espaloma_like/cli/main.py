@@ -16,6 +16,8 @@ COMMANDS = {
     "train": ("espaloma_like.cli.train", "Train or fine-tune the model on QM energies and forces"),
     "evaluate": ("espaloma_like.cli.evaluate",
                  "Energy/force/charge errors against QM data, with baselines"),
+    "benchmark": ("espaloma_like.cli.benchmark",
+                  "Accuracy and speed against Sage and GAFF, and the speed-accuracy figure"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the package against its baselines, run with ``espaloma-like benchmark``."""
