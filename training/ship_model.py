@@ -1,7 +1,8 @@
 """Copy a trained checkpoint into the package registry with its provenance.
 
-    .venv/bin/python training/ship_model.py runs/default/best.pt --name default \
-        --config training/train_default.yaml --data data/espaloma_like_gfn2xtb.h5 \
+    .venv/bin/python training/ship_model.py runs/sparse/best.pt --name default \
+        --config training/train_default.yaml training/train_sparse.yaml \
+        --data data/espaloma_like_gfn2xtb.h5 \
         --report benchmarks/results/evaluation/report.json
 
 Writes ``espaloma_like/models/<name>.pt`` (metadata: training config, dataset SHA-256, summary of
@@ -29,7 +30,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("--name", default="default")
-    parser.add_argument("--config", required=True)
+    parser.add_argument("--config", required=True, nargs="+",
+                        help="the run's config, preceded by the configs of the runs it started from")
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--report", default=None)
     args = parser.parse_args()
@@ -43,7 +45,9 @@ def main() -> None:
         "name": args.name,
         "description": "GNN force field trained end to end on GFN2-xTB energies and forces "
                        "(and AM1-BCC charges) of the espaloma_like dataset; LJ from Sage 2.2.1",
-        "training_config": yaml.safe_load(Path(args.config).read_text()),
+        "training_config": yaml.safe_load(Path(args.config[-1]).read_text()),
+        # the recipe chain: each run started from the previous one's model (init_from)
+        "parent_training_configs": [yaml.safe_load(Path(c).read_text()) for c in args.config[:-1]],
         "training_step": metadata.get("step"),
         "validation": metadata.get("validation"),
         "datasets": {p: sha256(Path(p)) for p in args.data},
