@@ -103,6 +103,8 @@ def test_md(run: tuple[Path, dict[str, Any], int, int]) -> None:
             ratio = r["paired_ratio_model_over"][baseline]
             assert all(_positive(v) for v in ratio["values"])
             assert ratio["p25"] <= ratio["median"] <= ratio["p75"]
+            low, high = ratio["median_ci95"]
+            assert low <= ratio["median"] <= high
     assert md["results"]["CPU"]["tip3p_pme"]["n_atoms"] > 10 * md["n_atoms"]  # solvated
 
 

@@ -82,9 +82,9 @@ class SpeedSettings:
     molecules: tuple[str, ...] = tuple(MOLECULES)
     repeats: int = 7
     am1bcc_molecules: tuple[str, ...] = ("paracetamol",)
-    vacuum_rounds: int = 30
-    solvated_rounds: int = 15
-    reference_rounds: int = 20
+    vacuum_rounds: int = 80
+    solvated_rounds: int = 30
+    reference_rounds: int = 40
     chunk_s: float = 0.3
     solvated_chunk_s: float = 0.6
     min_steps: int = 10
@@ -113,10 +113,14 @@ def _median(values: Sequence[float]) -> float:
 
 
 def _spread(values: Sequence[float]) -> dict[str, Any]:
-    """Median and 25-75 % range of ``values`` (and the values themselves)."""
+    """Median, 25-75 % range, a 95 % bootstrap interval of the median, and the values."""
     a = np.asarray(values, dtype=np.float64)
+    # resampled medians (seeded): how well the rounds pin the median down
+    medians = np.median(np.random.default_rng(0).choice(a, size=(2000, a.size)), axis=1)
     return {"median": float(np.median(a)), "p25": float(np.percentile(a, 25)),
-            "p75": float(np.percentile(a, 75)), "values": a.tolist()}
+            "p75": float(np.percentile(a, 75)),
+            "median_ci95": [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))],
+            "values": a.tolist()}
 
 
 def _ns_per_day(seconds_per_step: float, timestep_fs: float) -> float:
@@ -743,8 +747,9 @@ def _fmt_ms(ms: float | None) -> str:
     return f"{ms / 1e3:.2f} s" if ms >= 1e3 else (f"{ms:.1f} ms" if ms >= 1 else f"{ms:.3f} ms")
 
 
-def _fmt_ratio(spread: dict[str, float]) -> str:
-    return f"{spread['median']:.3f} [{spread['p25']:.3f}-{spread['p75']:.3f}]"
+def _fmt_ratio(spread: dict[str, Any]) -> str:
+    low, high = spread["median_ci95"]
+    return f"{spread['median']:.3f} ({low:.3f}-{high:.3f})"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -768,9 +773,10 @@ def markdown(result: dict[str, Any]) -> str:
     if git:
         add(f"- Git: {git.get('commit', '?')}" + (" (uncommitted changes)" if git.get("dirty") else ""))
     add(f"- Model: {result['model']['name']} ({result['model']['n_weights']} weights)")
-    busy = max((m["loadavg_start"] or [0.0])[:1] + (m.get("loadavg_end") or [0.0])[:1])
+    # the 1-minute load when the run started: at its end it mostly measures the run itself
+    busy = (m["loadavg_start"] or [0.0])[0]
     if busy > 0.5 * (m["cpus_available"] or 1):
-        add(f"\n> **Warning:** the machine was busy (load average up to {busy:.2f} on "
+        add(f"\n> **Warning:** the machine was busy (load average {busy:.2f} at the start, on "
             f"{m['cpus_available']} CPUs): absolute timings are inflated; the interleaved ratios "
             "are less affected.")
 
@@ -816,7 +822,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{md['integrator']}.")
     add("Each round runs one chunk of steps per system, the order rotated every round; "
         "ns/day are medians over rounds, ratios are the median of the per-round paired ratios "
-        "model ns/day / baseline ns/day (>1: model faster) with the 25-75 % range.\n")
+        "model ns/day / baseline ns/day (>1: model faster) with a 95 % bootstrap interval of "
+        "that median (the 25-75 % range of single rounds is in `speed.json`).\n")
     add("| platform | setup | atoms | rounds x steps | threads | model ns/day | GAFF ns/day | "
         "Sage ns/day | model / GAFF | model / Sage |")
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
