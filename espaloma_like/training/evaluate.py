@@ -14,8 +14,8 @@ Molecules are compared on one set: a molecule on which any method fails is left 
 method's metrics (and listed), so that the ratios model/sage and model/gaff compare like with
 like; the model's metrics on every molecule it parametrized are reported beside them.
 
-:func:`md_stability` runs short vacuum Langevin MD of exported model Systems and checks that the
-molecules stay intact.
+:func:`~espaloma_like.training.md_stability.md_stability` (re-exported here) runs short vacuum
+Langevin MD of exported model Systems and checks that the molecules stay intact.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from espaloma_like.exceptions import DataFormatError
+from espaloma_like.training.md_stability import MDResult, MDStabilityReport, md_stability
 from espaloma_like.units import KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A, KJ_TO_KCAL
 
 if TYPE_CHECKING:
@@ -144,97 +145,18 @@ class ParityData:
     force_mm: np.ndarray
 
 
-@dataclass(frozen=True)
-class MDResult:
-    """MD stability of one molecule.
-
-    Attributes
-    ----------
-    intact : bool
-        Finite energy throughout, every bond shorter than ``bond_stretch_limit`` times its
-        length after minimization, no non-bonded (not 1-2) pair closer than the distance limit.
-    reason : str
-        Why not intact (empty when intact).
-    simulated_ps : float
-        Time simulated before the run ended (or broke).
-    max_bond_stretch : float
-        Largest bond length / initial length seen at the checks.
-    min_nonbonded_distance : float
-        Smallest non-bonded distance at the last check, nm.
-    ns_per_day : float
-        Simulation speed (MD steps only).
-    """
-
-    name: str
-    n_atoms: int
-    intact: bool
-    reason: str
-    simulated_ps: float
-    max_bond_stretch: float
-    min_nonbonded_distance: float
-    ns_per_day: float
-
-
-@dataclass(frozen=True)
-class MDStabilityReport:
-    """What :func:`md_stability` ran, and the result per molecule."""
-
-    picoseconds: float
-    temperature: float
-    timestep_fs: float
-    friction_per_ps: float
-    platform: str
-    seed: int
-    check_every_ps: float
-    bond_stretch_limit: float
-    min_distance_limit: float
-    results: tuple[MDResult, ...]
-
-    @property
-    def n_intact(self) -> int:
-        return sum(r.intact for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["results"] = [asdict(r) for r in self.results]
-        out["n_molecules"] = len(self.results)
-        out["n_intact"] = self.n_intact
-        out["n_broken"] = len(self.results) - self.n_intact
-        return out
-
-    def to_markdown(self) -> str:
-        speeds = [r.ns_per_day for r in self.results if r.ns_per_day > 0]
-        lines = [
-            f"MD stability: {self.picoseconds:g} ps Langevin (LangevinMiddleIntegrator) per "
-            f"molecule at {self.temperature:g} K, {self.timestep_fs:g} fs step, friction "
-            f"{self.friction_per_ps:g}/ps, vacuum, no constraints, minimized first, platform "
-            f"{self.platform}, seed {self.seed}; intact = finite energy, bonds < "
-            f"{self.bond_stretch_limit:g}x their minimized length and non-bonded pairs >= "
-            f"{self.min_distance_limit:g} nm, checked every {self.check_every_ps:g} ps.",
-            "",
-            f"**{self.n_intact} / {len(self.results)} intact**"
-            + (f"; median speed {np.median(speeds):.0f} ns/day" if speeds else ""),
-        ]
-        broken = [r for r in self.results if not r.intact]
-        if broken:
-            lines += ["", "| molecule | atoms | reason | after (ps) |", "|---|---|---|---|"]
-            lines += [f"| {r.name} | {r.n_atoms} | {r.reason} | {r.simulated_ps:g} |"
-                      for r in broken]
-        return "\n".join(lines) + "\n"
-
-
-def _finite_or_none(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
     """JSON cannot hold NaN/inf: write them as null (recursively)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
+        return [finite_or_none(v) for v in value]
     return value
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
+def format_number(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
@@ -287,7 +209,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the plot data, JSON-ready (non-finite numbers as None)."""
-        return _finite_or_none({
+        return finite_or_none({
             "settings": self.settings,
             "units": UNITS,
             "methods": list(self.methods),
@@ -326,23 +248,25 @@ class EvaluationReport:
             "|---|---|---|---|---|---|---|",
         ]
         for method, m in self.overall.items():
-            charge = _fmt(m.charge_rmse)
+            charge = format_number(m.charge_rmse)
             if method in BASELINES and m.charge_rmse == 0.0:
                 charge = "0 (labels)"
             lines.append(f"| {method} | {m.n_molecules} | {m.n_conformations} | "
-                         f"{_fmt(m.energy_rmse)} | {_fmt(m.force_rmse)} | {charge} | "
-                         f"{_fmt(m.energy_rmse_median)} / {_fmt(m.force_rmse_median)} |")
+                         f"{format_number(m.energy_rmse)} | {format_number(m.force_rmse)} | {charge} | "
+                         f"{format_number(m.energy_rmse_median)} / {format_number(m.force_rmse_median)} |")
         if self.excluded and self.model_all_molecules is not None:
             a = self.model_all_molecules
             lines.append(f"| model, all {a.n_molecules} it parametrized | {a.n_molecules} | "
-                         f"{a.n_conformations} | {_fmt(a.energy_rmse)} | {_fmt(a.force_rmse)} | "
-                         f"{_fmt(a.charge_rmse)} | {_fmt(a.energy_rmse_median)} / "
-                         f"{_fmt(a.force_rmse_median)} |")
+                         f"{a.n_conformations} | {format_number(a.energy_rmse)} | "
+                         f"{format_number(a.force_rmse)} | "
+                         f"{format_number(a.charge_rmse)} | {format_number(a.energy_rmse_median)} / "
+                         f"{format_number(a.force_rmse_median)} |")
         overall_ratios = self.ratios.get("overall", {})
         if overall_ratios:
             lines += ["", "| ratio | energy RMSE | force RMSE |", "|---|---|---|"]
             for baseline, r in overall_ratios.items():
-                lines.append(f"| model / {baseline} | {_fmt(r['energy'])} | {_fmt(r['force'])} |")
+                lines.append(f"| model / {baseline} | {format_number(r['energy'])} | "
+                             f"{format_number(r['force'])} |")
         if self.by_subset:
             names = " / ".join(self.methods)
             lines += ["", "## By subset", "",
@@ -351,7 +275,7 @@ class EvaluationReport:
                       "|---|---|---|---|---|---|"]
             for subset, per_method in self.by_subset.items():
                 first = next(iter(per_method.values()))
-                cells = [" / ".join(_fmt(getattr(per_method[m], key)) for m in self.methods)
+                cells = [" / ".join(format_number(getattr(per_method[m], key)) for m in self.methods)
                          for key in ("energy_rmse", "force_rmse", "charge_rmse")]
                 lines.append(f"| {subset} | {first.n_molecules} | {first.n_conformations} | "
                              + " | ".join(cells) + " |")
@@ -416,7 +340,7 @@ class _BaselineFailure(RuntimeError):
     """A baseline failed on this molecule (message already says why, possibly from the cache)."""
 
 
-def _parameters(method: str, graph: MoleculeGraph, charges: np.ndarray | str,
+def method_parameters(method: str, graph: MoleculeGraph, charges: np.ndarray | str,
                 network: ParameterModel | None, cache: BaselineCache) -> ParameterSet:
     """The ParameterSet of ``method`` for ``graph``; baselines cached, failures too.
 
@@ -682,7 +606,7 @@ def _evaluate(
         for method in methods:
             started = time.perf_counter()
             try:
-                parameters = _parameters(method, graph, charges, network, cache)
+                parameters = method_parameters(method, graph, charges, network, cache)
                 energy, forces = mm_energies_forces(parameters, xyz)
                 if not (np.all(np.isfinite(energy)) and np.all(np.isfinite(forces))):
                     raise FloatingPointError("non-finite MM energies or forces")
@@ -810,7 +734,7 @@ def write_parity_plots(report: EvaluationReport, directory: str | Path,
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)
             ax.set_aspect("equal")
-            ax.set_title(f"{method}: RMSE {_fmt(rmse)} {unit}")
+            ax.set_title(f"{method}: RMSE {format_number(rmse)} {unit}")
             ax.set_xlabel(f"QM {kind} ({unit})")
             ax.set_ylabel(f"MM {kind} ({unit})")
         fig.suptitle(f"{report.settings['split']} split, "
@@ -820,179 +744,3 @@ def write_parity_plots(report: EvaluationReport, directory: str | Path,
         fig.savefig(path, dpi=120)
         written.append(path)
     return written
-
-
-# --------------------------------------------------------------------------------------------
-# MD stability
-# --------------------------------------------------------------------------------------------
-
-
-def _geometry_check(x: np.ndarray, bonds: np.ndarray, initial: np.ndarray,
-                    nonbonded: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
-    """(largest bond stretch ratio, smallest non-bonded distance in nm) of positions (N, 3)."""
-    lengths = np.linalg.norm(x[bonds[:, 0]] - x[bonds[:, 1]], axis=-1)
-    stretch = float(np.max(lengths / initial, initial=0.0))
-    i, j = nonbonded
-    closest = float(np.min(np.linalg.norm(x[i] - x[j], axis=-1), initial=np.inf))
-    return stretch, closest
-
-
-def _md_one(graph: MoleculeGraph, network: ParameterModel, picoseconds: float, temperature: float,
-            timestep_fs: float, friction_per_ps: float, platform: str, seed: int,
-            check_every_ps: float, stretch_limit: float, distance_limit: float,
-            threads: int | None) -> MDResult:
-    import openmm
-    from openmm import unit
-
-    from espaloma_like.api import parametrize
-    from espaloma_like.molecule import generate_conformers
-
-    system = parametrize(graph, network).to_openmm_system()
-    positions = graph.positions
-    if positions is None:
-        positions = generate_conformers(graph, n_conformers=1, seed=seed,
-                                        allow_undefined_stereo=True)[0]
-    integrator = openmm.LangevinMiddleIntegrator(
-        temperature * unit.kelvin, friction_per_ps / unit.picosecond,
-        timestep_fs * unit.femtosecond)
-    integrator.setRandomNumberSeed(seed % (2**31 - 1) + 1)  # 0 would mean "random"
-    chosen = openmm.Platform.getPlatformByName(platform)
-    properties = {"Threads": str(threads)} if threads and platform == "CPU" else {}
-    context = openmm.Context(system, integrator, chosen, properties)
-    context.setPositions(np.asarray(positions, dtype=np.float64))
-    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 2000)
-    state = context.getState(getPositions=True)
-    x0 = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-    bonds = np.asarray(graph.bonds, dtype=np.int64).reshape(-1, 2)
-    initial = np.linalg.norm(x0[bonds[:, 0]] - x0[bonds[:, 1]], axis=-1)
-    is_pair = ~np.eye(graph.n_atoms, dtype=bool)
-    is_pair[bonds[:, 0], bonds[:, 1]] = is_pair[bonds[:, 1], bonds[:, 0]] = False
-    i, j = np.triu_indices(graph.n_atoms, 1)
-    keep = is_pair[i, j]
-    pairs = (i[keep], j[keep])
-    context.setVelocitiesToTemperature(temperature * unit.kelvin, seed % (2**31 - 1) + 1)
-
-    n_steps = max(1, round(picoseconds * 1000.0 / timestep_fs))
-    chunk = max(1, round(check_every_ps * 1000.0 / timestep_fs))
-    done, reason = 0, ""
-    worst_stretch, closest = 1.0, math.inf
-    started = time.perf_counter()
-    while done < n_steps:
-        steps = min(chunk, n_steps - done)
-        try:
-            integrator.step(steps)
-        except Exception as err:  # OpenMM raises on NaN coordinates
-            reason = f"integration failed: {err}"
-            break
-        done += steps
-        state = context.getState(getEnergy=True, getPositions=True)
-        energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-        x = np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-        if not (math.isfinite(energy) and np.all(np.isfinite(x))):
-            reason = "non-finite energy or positions"
-            break
-        stretch, closest = _geometry_check(x, bonds, initial, pairs)
-        worst_stretch = max(worst_stretch, stretch)
-        if stretch >= stretch_limit:
-            reason = f"bond stretched to {stretch:.2f}x its initial length"
-            break
-        if closest < distance_limit:
-            reason = f"non-bonded atoms {closest:.3f} nm apart"
-            break
-    elapsed = time.perf_counter() - started
-    simulated_ns = done * timestep_fs * 1e-6
-    return MDResult(
-        name=graph.name, n_atoms=graph.n_atoms, intact=not reason, reason=reason,
-        simulated_ps=simulated_ns * 1000.0, max_bond_stretch=worst_stretch,
-        min_nonbonded_distance=closest,
-        ns_per_day=simulated_ns / elapsed * 86400.0 if elapsed > 0 else math.nan,
-    )
-
-
-def md_stability(
-    model: ParameterModel | str | Path | None,
-    graphs: Iterable[Any],
-    picoseconds: float = 100.0,
-    temperature: float = 300.0,
-    timestep_fs: float = 1.0,
-    platform: str = "CPU",
-    seed: int = 0,
-    *,
-    friction_per_ps: float = 1.0,
-    check_every_ps: float = 1.0,
-    bond_stretch_limit: float = 1.5,
-    min_distance: float = 0.08,
-    threads: int | None = None,
-    progress: bool = False,
-) -> MDStabilityReport:
-    """Vacuum Langevin MD of each molecule's exported model System: does it stay intact?
-
-    Each molecule is parametrized by the model, exported with
-    :meth:`~espaloma_like.parametrized.ParametrizedMolecule.to_openmm_system` (no cutoff, no
-    constraints), minimized (L-BFGS, 10 kJ/mol/nm), given Maxwell-Boltzmann velocities and run
-    with ``LangevinMiddleIntegrator``. Every ``check_every_ps`` the energy must be finite, every
-    bond shorter than ``bond_stretch_limit`` times its length after minimization, and no two
-    atoms that are not bonded closer than ``min_distance``; the run stops at the first violation.
-
-    Parameters
-    ----------
-    model : ParameterModel, str, pathlib.Path or None
-        A model, a shipped model name or checkpoint path (the default model if None).
-    graphs : iterable
-        Molecules (anything :func:`espaloma_like.molecule.as_molecule_graph` accepts). Their
-        positions (nm) start the run when they have them, else one ETKDG conformer.
-    picoseconds : float
-        Simulated time per molecule, ps.
-    temperature : float
-        K.
-    timestep_fs : float
-        fs (no constraints: keep it at 1 fs).
-    platform : str
-        OpenMM platform name ("CPU", "Reference", "CUDA", ...).
-    seed : int
-        Seeds the velocities, the integrator and conformer generation.
-    friction_per_ps, check_every_ps, bond_stretch_limit, min_distance : float
-        Langevin friction (1/ps), check interval (ps), bond limit (ratio), distance limit (nm).
-    threads : int, optional
-        CPU platform threads (default: OpenMM's choice).
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    MDStabilityReport
-        Settings and one :class:`MDResult` per molecule; a molecule that cannot be set up is
-        reported as not intact with the error as reason.
-    """
-    from tqdm import tqdm
-
-    from espaloma_like.molecule import as_molecule_graph
-
-    if model is None or isinstance(model, str | Path):
-        from espaloma_like.api import load_model
-
-        network = load_model(model)
-    else:
-        network = model
-    results = []
-    for item in tqdm(list(graphs), desc="md", unit="mol", disable=not progress):
-        try:
-            graph = as_molecule_graph(item)
-        except Exception as err:
-            results.append(MDResult(str(item), 0, False, f"bad molecule: {err}", 0.0, math.nan,
-                                    math.nan, math.nan))
-            continue
-        try:
-            results.append(_md_one(graph, network, picoseconds, temperature, timestep_fs,
-                                   friction_per_ps, platform, seed, check_every_ps,
-                                   bond_stretch_limit, min_distance, threads))
-        except Exception as err:  # setup failed (parametrization, OpenMM): listed
-            results.append(MDResult(graph.name, graph.n_atoms, False,
-                                    f"setup failed: {type(err).__name__}: {err}", 0.0, math.nan,
-                                    math.nan, math.nan))
-    return MDStabilityReport(
-        picoseconds=picoseconds, temperature=temperature, timestep_fs=timestep_fs,
-        friction_per_ps=friction_per_ps, platform=platform, seed=seed,
-        check_every_ps=check_every_ps, bond_stretch_limit=bond_stretch_limit,
-        min_distance_limit=min_distance, results=tuple(results),
-    )
