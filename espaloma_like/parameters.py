@@ -70,11 +70,18 @@ class BondParameters(_TensorGroup):
 
 @dataclass(frozen=True)
 class AngleParameters(_TensorGroup):
-    """Harmonic angles: ``indices`` (A, 3), ``k`` (A,) kJ/mol/rad^2, ``angle`` (A,) rad."""
+    """Harmonic angles: ``indices`` (A, 3), ``k`` (A,) kJ/mol/rad^2, ``angle`` (A,) rad.
+
+    Optional Urey-Bradley coupling of each angle (CHARMM's form): a harmonic spring between the
+    two outer atoms, ``0.5 urey_bradley_k (r_13 - urey_bradley_length)^2`` with
+    ``urey_bradley_k`` (A,) kJ/mol/nm^2 and ``urey_bradley_length`` (A,) nm; None: no coupling.
+    """
 
     indices: torch.Tensor
     k: torch.Tensor
     angle: torch.Tensor
+    urey_bradley_k: torch.Tensor | None = None
+    urey_bradley_length: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

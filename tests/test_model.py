@@ -216,3 +216,43 @@ def test_proper_threshold_gives_exact_zeros_and_only_those_terms_are_exported(
     xyz = generate_conformers(molecule.molecule, 1, seed=0)
     ours = float(energy_terms(molecule.parameters, torch.tensor(xyz)).proper[0])
     assert ours == pytest.approx(openmm_group_energies(system, xyz[0])[FORCE_GROUPS["proper"]], abs=1e-3)
+
+
+def test_urey_bradley_model_matches_openmm_system_and_ffxml(model: ParameterModel) -> None:
+    import io
+
+    import openmm.app as app
+    from conftest import openmm_energy_forces
+
+    ub = ParameterModel(model.config.model_copy(update={"urey_bradley": True})).double().eval()
+    missing, _ = ub.load_state_dict(model.state_dict(), strict=False)
+    assert all(k.startswith("urey_bradley_readout.") for k in missing)
+    with torch.no_grad():
+        ub.urey_bradley_readout.head.bias.fill_(1.0)  # a strong coupling, to be seen
+    molecule = parametrize("COP(=O)([O-])c1ccc(Cl)cc1", ub)
+    a = molecule.parameters.angles
+    assert a.urey_bradley_k is not None and a.urey_bradley_length is not None
+    assert bool((a.urey_bradley_k > 1e3).all())
+    # the springs rest at the equilibrium geometry of their two bonds and the angle
+    b = {tuple(sorted(r)): float(x) for r, x in zip(molecule.parameters.bonds.indices.tolist(),
+                                                    molecule.parameters.bonds.length, strict=True)}
+    (i, j, m), theta = a.indices[0].tolist(), float(a.angle[0])
+    r1, r2 = b[tuple(sorted((i, j)))], b[tuple(sorted((j, m)))]
+    assert float(a.urey_bradley_length[0]) == pytest.approx(
+        np.sqrt(r1**2 + r2**2 - 2 * r1 * r2 * np.cos(theta)), rel=1e-12)
+    system = molecule.to_openmm_system()
+    forcefield = app.ForceField(io.StringIO(molecule.to_forcefield_xml()))
+    via_ffxml = forcefield.createSystem(molecule.to_openmm_topology(), nonbondedMethod=app.NoCutoff,
+                                        constraints=None, removeCMMotion=False)
+    xyz = generate_conformers(molecule.molecule, 2, seed=0) + 0.005
+    terms = energy_terms(molecule.parameters, torch.tensor(xyz))
+    without = energy_terms(dataclasses.replace(molecule.parameters, angles=dataclasses.replace(
+        a, urey_bradley_k=None, urey_bradley_length=None)), torch.tensor(xyz))
+    for c in range(len(xyz)):
+        reference = openmm_group_energies(system, xyz[c])
+        assert float(terms.angle[c]) == pytest.approx(reference[FORCE_GROUPS["angle"]], abs=1e-3)
+        assert abs(float(terms.angle[c] - without.angle[c])) > 1.0  # the springs do something
+        e_direct, f_direct = openmm_energy_forces(system, xyz[c])
+        e_ffxml, f_ffxml = openmm_energy_forces(via_ffxml, xyz[c])
+        assert e_ffxml == pytest.approx(e_direct, abs=1e-6)
+        assert np.abs(f_direct - f_ffxml).max() < 1e-6

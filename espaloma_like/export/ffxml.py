@@ -94,6 +94,15 @@ def to_forcefield_xml(graph: MoleculeGraph, parameters: ParameterSet, residue_na
         ET.SubElement(angles, "Angle", {
             "class1": types[i], "class2": types[j], "class3": types[m],
             "angle": _fmt(theta), "k": _fmt(k)})
+    if "angles.urey_bradley_k" in p:
+        # OpenMM's generator adds 2 k (AMOEBA's k (r - d)^2 convention) to a HarmonicBondForce
+        urey_bradley = ET.SubElement(root, "AmoebaUreyBradleyForce")
+        for (i, j, m), k, r13 in zip(p["angles.indices"], p["angles.urey_bradley_k"],
+                                     p["angles.urey_bradley_length"], strict=True):
+            if k != 0.0:
+                ET.SubElement(urey_bradley, "UreyBradley", {
+                    "class1": types[i], "class2": types[j], "class3": types[m],
+                    "d": _fmt(r13), "k": _fmt(0.5 * k)})
 
     def torsion_attrs(quad: list[int], k: np.ndarray, phase: np.ndarray) -> dict[str, str] | None:
         attrs = {f"class{n + 1}": types[a] for n, a in enumerate(quad)}

@@ -63,9 +63,10 @@ def _add_torsions(
 def to_openmm_system(parameters: ParameterSet) -> openmm.System:
     """An ``openmm.System`` (vacuum, no cutoff, no constraints) with the given parameters.
 
-    Forces: HarmonicBondForce (group 0), HarmonicAngleForce (1), PeriodicTorsionForce for
-    propers (2) and impropers (3), NonbondedForce with 1-2/1-3 exclusions and scaled 1-4
-    exceptions (4).
+    Forces: HarmonicBondForce (group 0), HarmonicAngleForce (1) plus, when the angles carry
+    Urey-Bradley terms, a HarmonicBondForce between their outer atoms (also group 1),
+    PeriodicTorsionForce for propers (2) and impropers (3), NonbondedForce with 1-2/1-3
+    exclusions and scaled 1-4 exceptions (4).
     """
     import openmm
 
@@ -84,6 +85,14 @@ def to_openmm_system(parameters: ParameterSet) -> openmm.System:
     for (i, j, m), k, theta in zip(p["angles.indices"].tolist(), p["angles.k"].tolist(),
                                    p["angles.angle"].tolist(), strict=True):
         add_angle(angles, i, j, m, theta, k)
+    urey_bradley = None
+    if "angles.urey_bradley_k" in p:
+        # outer-atom springs of the angles, in the angles' force group
+        urey_bradley = openmm.HarmonicBondForce()
+        for (i, _, m), k, r13 in zip(p["angles.indices"].tolist(), p["angles.urey_bradley_k"].tolist(),
+                                     p["angles.urey_bradley_length"].tolist(), strict=True):
+            if k != 0.0:
+                add_bond(urey_bradley, i, m, r13, k)
 
     propers = openmm.PeriodicTorsionForce()
     _add_torsions(propers, p["propers.indices"], p["propers.k"], p["propers.phase"])
@@ -118,10 +127,11 @@ def to_openmm_system(parameters: ParameterSet) -> openmm.System:
                                     strict=True):
             add_exception(nonbonded, a, b, qq, ss, ee, False)
 
-    for force, group in (
-        (bonds, "bond"), (angles, "angle"), (propers, "proper"), (impropers, "improper"),
-        (nonbonded, "nonbonded"),
-    ):
+    forces = [(bonds, "bond"), (angles, "angle"), (propers, "proper"), (impropers, "improper"),
+              (nonbonded, "nonbonded")]
+    if urey_bradley is not None and urey_bradley.getNumBonds():
+        forces.insert(2, (urey_bradley, "angle"))
+    for force, group in forces:
         force.setForceGroup(FORCE_GROUPS[group])
         system.addForce(force)
     return system

@@ -56,6 +56,12 @@ def harmonic_angle_energy(
     return 0.5 * k * (angles(xyz, indices) - angle) ** 2
 
 
+def urey_bradley_energy(xyz: torch.Tensor, indices: torch.Tensor, k: torch.Tensor,
+                        length: torch.Tensor) -> torch.Tensor:
+    """Per-angle Urey-Bradley energies (C, A): ``0.5 k (r_13 - length)^2`` (outer atoms)."""
+    return harmonic_bond_energy(xyz, indices[:, [0, 2]], k, length)
+
+
 def periodic_torsion_energy(
     xyz: torch.Tensor, indices: torch.Tensor, k: torch.Tensor, phase: torch.Tensor
 ) -> torch.Tensor:
@@ -142,6 +148,11 @@ def energy_terms(
         return _reduce(per_term, index[:, 0], atom_molecule, n_molecules)
 
     b, a, p, i = parameters.bonds, parameters.angles, parameters.propers, parameters.impropers
+    # Urey-Bradley terms belong to their angle: one component (and one OpenMM force group)
+    angle_energy = harmonic_angle_energy(xyz, a.indices, a.k, a.angle)
+    if a.urey_bradley_k is not None and a.urey_bradley_length is not None:
+        angle_energy = angle_energy + urey_bradley_energy(xyz, a.indices, a.urey_bradley_k,
+                                                          a.urey_bradley_length)
     lj = reduce(
         lennard_jones_energy(xyz, nb.pairs_full, nb.sigma, nb.epsilon, 1.0), nb.pairs_full
     ) + reduce(
@@ -152,7 +163,7 @@ def energy_terms(
     ) + reduce(coulomb_energy(xyz, nb.pairs_14, nb.charges, nb.coulomb_14_scale), nb.pairs_14)
     return EnergyBreakdown(
         bond=reduce(harmonic_bond_energy(xyz, b.indices, b.k, b.length), b.indices),
-        angle=reduce(harmonic_angle_energy(xyz, a.indices, a.k, a.angle), a.indices),
+        angle=reduce(angle_energy, a.indices),
         proper=reduce(periodic_torsion_energy(xyz, p.indices, p.k, p.phase), p.indices),
         improper=reduce(improper_energy(xyz, i), i.indices),
         lj=lj,

@@ -38,7 +38,8 @@ def batch_parameter_set(batch: GraphBatch, predicted: PredictedParameters,
     return ParameterSet(
         atomic_numbers=atomic_numbers if atomic_numbers is not None else np.zeros(n, np.int64),
         bonds=BondParameters(batch.bonds, predicted.bond_k, predicted.bond_length),
-        angles=AngleParameters(batch.angles, predicted.angle_k, predicted.angle),
+        angles=AngleParameters(batch.angles, predicted.angle_k, predicted.angle,
+                               predicted.urey_bradley_k, predicted.urey_bradley_length),
         propers=TorsionParameters(batch.propers, predicted.proper_k,
                                   torch.zeros_like(predicted.proper_k)),
         impropers=TorsionParameters(batch.impropers, predicted.improper_k,
@@ -105,8 +106,10 @@ def _molecule_parameter_set(
         atomic_numbers=graph.atomic_numbers.copy(),
         bonds=BondParameters(torch.as_tensor(bonds), values["bond_k"][b_order],
                              values["bond_length"][b_order]),
-        angles=AngleParameters(torch.as_tensor(angles), values["angle_k"][a_order],
-                               values["angle"][a_order]),
+        angles=AngleParameters(
+            torch.as_tensor(angles), values["angle_k"][a_order], values["angle"][a_order],
+            *(values[key][a_order] if key in values else None
+              for key in ("urey_bradley_k", "urey_bradley_length"))),
         propers=TorsionParameters(torch.as_tensor(propers), proper_k, torch.zeros_like(proper_k)),
         impropers=TorsionParameters(torch.as_tensor(impropers), improper_k,
                                     _improper_phase(improper_k), trefoil=True),
@@ -128,13 +131,17 @@ def split_parameter_sets(
     provenance: dict[str, str] | None = None,
 ) -> list[ParameterSet]:
     """Per-molecule ParameterSets in each molecule's *input* atom order, float64, detached."""
-    p = {k: v.detach().to("cpu", torch.float64) for k, v in vars(predicted).items()}
+    p = {k: v.detach().to("cpu", torch.float64) for k, v in vars(predicted).items()
+         if v is not None}
     term_of = {"bond_k": "bonds", "bond_length": "bonds", "angle_k": "angles", "angle": "angles",
-               "proper_k": "propers", "improper_k": "impropers"}
+               "proper_k": "propers", "improper_k": "impropers",
+               "urey_bradley_k": "angles", "urey_bradley_length": "angles"}
     out = []
     for m, molecule in enumerate(prepared):
         values = {}
         for key, term in term_of.items():
+            if key not in p:
+                continue
             offsets = batch.term_offsets[term]
             values[key] = p[key][offsets[m] : offsets[m + 1]]
         values["charges"] = p["charges"][batch.atom_offsets[m] : batch.atom_offsets[m + 1]]

@@ -52,6 +52,7 @@ class HeadStatistics(BaseModel):
     #: constants below it are exactly zero, so the exported system carries only the terms that
     #: matter (MM speed) and training sees exactly what is simulated
     proper_k_threshold: float = Field(default=0.0, ge=0.0)
+    urey_bradley_k: float = 2.0e4  # kJ/mol/nm^2
 
 
 class ModelConfig(BaseModel):
@@ -69,6 +70,29 @@ class ModelConfig(BaseModel):
     activation: Literal["silu", "relu", "gelu"] = "silu"
     heads: HeadStatistics = HeadStatistics()
     lj: Literal["sage"] = "sage"  # the seam for learned LJ later
+    #: predict a Urey-Bradley spring for every angle (bond-angle coupling, CHARMM's form)
+    urey_bradley: bool = False
+
+
+def _outer_distance(bonds: torch.Tensor, bond_length: torch.Tensor, angles: torch.Tensor,
+                    angle: torch.Tensor) -> torch.Tensor:
+    """Distance (A,) between the outer atoms of each angle at its equilibrium geometry, nm.
+
+    The law of cosines on the two equilibrium bond lengths and the equilibrium angle: the
+    Urey-Bradley spring then rests where the bonds and the angle do, so it couples them without
+    moving the minimum.
+    """
+    n = int(max(bonds.max(), angles.max())) + 1 if bonds.numel() else 1
+    keys = bonds.min(-1).values * n + bonds.max(-1).values
+    order = torch.argsort(keys)
+
+    def length_of(pair: torch.Tensor) -> torch.Tensor:
+        key = pair.min(-1).values * n + pair.max(-1).values
+        return bond_length[order[torch.searchsorted(keys[order], key)]]
+
+    a = length_of(angles[:, [0, 1]])
+    b = length_of(angles[:, [1, 2]])
+    return torch.sqrt(a * a + b * b - 2.0 * a * b * torch.cos(angle))
 
 
 def _soft_threshold(values: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -132,7 +156,8 @@ class PredictedParameters:
     """Raw model output for a batch, canonical batch indexing, OpenMM units.
 
     Shapes: ``bond_k``/``bond_length`` (B,), ``angle_k``/``angle`` (A,), ``proper_k`` (P, 6)
-    (phase 0), ``improper_k`` (I, 6) (phase pi, only n = 2 non-zero), ``charges`` (N,) float64.
+    (phase 0), ``improper_k`` (I, 6) (phase pi, only n = 2 non-zero), ``charges`` (N,) float64;
+    with ``ModelConfig.urey_bradley``, ``urey_bradley_k``/``urey_bradley_length`` (A,).
     """
 
     bond_k: torch.Tensor
@@ -142,6 +167,8 @@ class PredictedParameters:
     proper_k: torch.Tensor
     improper_k: torch.Tensor
     charges: torch.Tensor
+    urey_bradley_k: torch.Tensor | None = None
+    urey_bradley_length: torch.Tensor | None = None
 
 
 class ParameterModel(nn.Module):
@@ -161,6 +188,11 @@ class ParameterModel(nn.Module):
         self.angle_readout = JanossyReadout(c.hidden, 3, *args, 2, c.activation)
         self.proper_readout = JanossyReadout(c.hidden, 4, *args, 6, c.activation)
         self.improper_readout = JanossyReadout(c.hidden, 4, *args, 1, c.activation)
+        if c.urey_bradley:
+            self.urey_bradley_readout = JanossyReadout(c.hidden, 3, *args, 1, c.activation)
+            # start near zero coupling (softplus(-4) ~ 0.02), whatever the rest of the weights
+            nn.init.zeros_(self.urey_bradley_readout.head.weight)
+            nn.init.constant_(self.urey_bradley_readout.head.bias, -4.0)
         self.charge_readout = _mlp(c.hidden, c.readout_hidden, 2, c.readout_layers - 1, c.activation)
         radii = torch.zeros(max(COVALENT_RADII_NM) + 1)
         for z, r in COVALENT_RADII_NM.items():
@@ -211,15 +243,24 @@ class ParameterModel(nn.Module):
         improper_k = improper_out.new_zeros((improper_out.shape[0], 6))
         improper_k[:, 1] = stats.improper_k * nn.functional.softplus(improper_out[:, 0])
 
+        bond_length = reference_length * (lo + (hi - lo) * torch.sigmoid(bond_out[:, 1]))
+        # the offset starts angles near 112 degrees
+        angle = alo + (ahi - alo) * torch.sigmoid(angle_out[:, 1] - 0.125)
+        urey_bradley_k = urey_bradley_length = None
+        if self.config.urey_bradley:
+            ub_out = readout(self.urey_bradley_readout, batch.angles, "reversal")
+            urey_bradley_k = stats.urey_bradley_k * nn.functional.softplus(ub_out[:, 0])
+            urey_bradley_length = _outer_distance(batch.bonds, bond_length, batch.angles, angle)
         return PredictedParameters(
             bond_k=stats.bond_k * nn.functional.softplus(bond_out[:, 0] + 0.5413),
-            bond_length=reference_length * (lo + (hi - lo) * torch.sigmoid(bond_out[:, 1])),
+            bond_length=bond_length,
             angle_k=stats.angle_k * nn.functional.softplus(angle_out[:, 0] + 0.5413),
-            # the offset starts angles near 112 degrees
-            angle=alo + (ahi - alo) * torch.sigmoid(angle_out[:, 1] - 0.125),
+            angle=angle,
             proper_k=_soft_threshold(stats.proper_k * proper_out, stats.proper_k_threshold),
             improper_k=improper_k,
             charges=self.equilibrate_charges(hc, batch),
+            urey_bradley_k=urey_bradley_k,
+            urey_bradley_length=urey_bradley_length,
         )
 
     def equilibrate_charges(self, hc: torch.Tensor, batch: GraphBatch) -> torch.Tensor:

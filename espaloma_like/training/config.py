@@ -65,6 +65,9 @@ class TrainConfig(_Strict):
     init_from: str | None = None
     #: set the model's proper-torsion soft threshold (kJ/mol), also on a model from ``init_from``
     proper_k_threshold: float | None = Field(default=None, ge=0.0)
+    #: add (True) Urey-Bradley springs to a model from ``init_from`` that lacks them; the new
+    #: readout starts near zero coupling, every other weight is kept
+    urey_bradley: bool | None = None
     freeze: tuple[Literal["charges", "valence", "gnn"], ...] = ()
     loss: LossConfig = LossConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

@@ -75,6 +75,12 @@ def build_model(config: TrainConfig) -> ParameterModel:
     else:
         torch.manual_seed(config.seed)
         model = ParameterModel(config.model)
+    if config.urey_bradley is not None and config.urey_bradley != model.config.urey_bradley:
+        grown = ParameterModel(model.config.model_copy(update={"urey_bradley": config.urey_bradley}))
+        missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("urey_bradley_readout.") for k in missing):
+            raise ValueError(f"cannot change urey_bradley of {config.init_from}: {missing} {unexpected}")
+        model = grown
     if config.proper_k_threshold is not None:
         heads = model.config.heads.model_copy(
             update={"proper_k_threshold": config.proper_k_threshold})
@@ -83,7 +89,8 @@ def build_model(config: TrainConfig) -> ParameterModel:
     groups: dict[str, list[torch.nn.Module]] = {
         "charges": [model.charge_readout],
         "valence": [model.bond_readout, model.angle_readout, model.proper_readout,
-                    model.improper_readout],
+                    model.improper_readout,
+                    *([model.urey_bradley_readout] if model.config.urey_bradley else [])],
         "gnn": [model.embed, model.layers],
     }
     for name in config.freeze:
