@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from espaloma_like.benchmark.provenance import cpu_model, git_state
 from espaloma_like.exceptions import DataFormatError
 from espaloma_like.training.evaluate import finite_or_none as _finite_or_none  # cheap: numpy only
 
@@ -528,27 +528,12 @@ def _error_distribution_plot(report: EvaluationReport, path: Path) -> Path | Non
 
 def _git_commit() -> str | None:
     """``HEAD`` of the checkout holding this package, with ``+dirty`` if it has changes."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty.strip() else "") if commit else None
+    commit, dirty = git_state()
+    return commit + ("+dirty" if dirty else "") if commit else None
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "load_average_start": list(os.getloadavg())}
 
 

@@ -26,7 +26,6 @@ import io
 import json
 import os
 import platform as platform_module
-import subprocess
 import sys
 import time
 import warnings
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from espaloma_like.benchmark.provenance import cpu_model, git_state
 
 __all__ = ["SpeedSettings", "run_speed_benchmark"]
 
@@ -151,26 +152,10 @@ def machine_description() -> dict[str, Any]:
 
     import espaloma_like
 
-    cpu = platform_module.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    repo = Path(espaloma_like.__file__).resolve().parents[1]
-    git: dict[str, Any] = {}
-    if (repo / ".git").exists():
-        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never take the index lock
-        try:
-            git["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, env=env, check=True,
-                                           capture_output=True, text=True).stdout.strip()
-            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                    env=env, check=True, capture_output=True, text=True).stdout
-            git["dirty"] = bool(status.strip())
-        except (OSError, subprocess.CalledProcessError):
-            pass
+    commit, dirty = git_state()
+    git: dict[str, Any] = {"commit": commit, "dirty": dirty} if commit else {}
     return {
-        "cpu_model": cpu,
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
