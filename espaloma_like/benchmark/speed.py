@@ -173,12 +173,17 @@ def machine_description() -> dict[str, Any]:
 
 
 def _term_counts(system: Any) -> dict[str, int]:
-    """Bonded-term counts of an ``openmm.System``: bonds, angles, torsions (propers + impropers)."""
-    counts = {"bonds": 0, "angles": 0, "torsions": 0}
+    """Bonded-term counts of an exported ``openmm.System``: bonds, Urey-Bradley springs (the
+    HarmonicBondForce in the angles' force group), angles, torsions (propers + impropers)."""
+    from espaloma_like.export.openmm_system import FORCE_GROUPS
+
+    counts = {"bonds": 0, "urey_bradley": 0, "angles": 0, "torsions": 0}
     for force in system.getForces():
         for key, getter in (("bonds", "getNumBonds"), ("angles", "getNumAngles"),
                             ("torsions", "getNumTorsions")):
             if hasattr(force, getter):
+                if key == "bonds" and force.getForceGroup() == FORCE_GROUPS["angle"]:
+                    key = "urey_bradley"
                 counts[key] += int(getattr(force, getter)())
     return counts
 

@@ -82,7 +82,9 @@ def markdown(result: dict[str, Any]) -> str:
     add("The model's System against GAFF's and Sage's for the same molecule with the **model's "
         "charges** in all three: the bonded terms differ (and GAFF's LJ values, at the same cost). "
         "Bonded terms: " + "; ".join(
-            f"{n} {c['bonds']} bonds, {c['angles']} angles, {c['torsions']} torsions"
+            f"{n} {c['bonds']} bonds, {c['angles']} angles"
+            + (f" + {c['urey_bradley']} Urey-Bradley springs" if c.get("urey_bradley") else "")
+            + f", {c['torsions']} torsions"
             for n, c in tc.items()) + ".")
     add(f"Vacuum: {md['setups']['vacuum']}. TIP3P/PME: {md['setups']['tip3p_pme']}. "
         f"{md['integrator']}.")
