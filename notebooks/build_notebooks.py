@@ -154,6 +154,19 @@ INSPECT = [
         "    barrier[bond] = barrier.get(bond, 0.0) + 2 * np.abs(ks).sum()\n"
         "for (j, k), b in sorted(barrier.items(), key=lambda x: -x[1])[:6]:\n"
         "    print(f'{names[j]}-{names[k]}: up to {b:.1f} kJ/mol summed over its torsions')"),
+    new_markdown_cell(
+        "Most of those constants are exactly zero: the model's torsion head has a soft threshold, "
+        "so the exported System carries about as many torsion terms as GAFF's. Each angle also "
+        "has a Urey-Bradley spring between its outer atoms (bond-angle coupling), resting at the "
+        "distance its equilibrium bonds and angle imply:"),
+    new_code_cell(
+        "print(f'{int((p.k != 0).sum())} non-zero proper terms for {len(p.k)} torsions x 6 "
+        "periodicities')\n"
+        "a = mol.parameters.angles\n"
+        "ub = zip(a.indices.tolist(), a.urey_bradley_k.numpy(), a.urey_bradley_length.numpy(),\n"
+        "         strict=True)\n"
+        "for (i, j, k), kub, r13 in list(ub)[:6]:\n"
+        "    print(f'{names[i]}-{names[j]}-{names[k]}: k = {kub:.0f} kJ/mol/nm^2 at {r13:.4f} nm')"),
     new_code_cell(
         "b = mol.parameters.bonds\n"
         "rows = zip(b.indices.tolist(), b.k.numpy(), b.length.numpy(), strict=True)\n"
