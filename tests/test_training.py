@@ -134,6 +134,27 @@ def test_sparse_torsion_fine_tuning_is_stored_in_the_checkpoint(tmp_path: Path, 
     assert bool((k == 0).any())
 
 
+def test_urey_bradley_can_be_added_when_fine_tuning(tmp_path: Path, qm_file: Path,
+                                                    molecules: list[TrainingMolecule]) -> None:
+    import espaloma_like
+    from espaloma_like.nn.checkpoint import save_checkpoint
+    from espaloma_like.nn.model import ParameterModel
+
+    torch.manual_seed(0)
+    plain = ParameterModel(TINY_MODEL)
+    start = save_checkpoint(plain, tmp_path / "start.pt")
+    trainer = Trainer(_config(tmp_path, qm_file, max_steps=5, eval_every=5, init_from=str(start),
+                              urey_bradley=True), train=molecules, validation=molecules, progress=False)
+    # the graft keeps every existing weight
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, trainer.model.state_dict()[key]), key
+    result = trainer.fit(resume=False)
+    model = espaloma_like.load_model(result.best_checkpoint)
+    assert model.config.urey_bradley
+    angles = espaloma_like.parametrize("CCO", model=model).parameters.angles
+    assert angles.urey_bradley_k is not None and bool((angles.urey_bradley_k > 0).all())
+
+
 def test_trained_energy_equals_openmm_energy(molecules: list[TrainingMolecule]) -> None:
     """What is trained is what is simulated: the loss's energies equal the exported System's."""
     from conftest import openmm_energy_forces

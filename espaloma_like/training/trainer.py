@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from espaloma_like.exceptions import CheckpointError
 from espaloma_like.nn.checkpoint import load_checkpoint, save_checkpoint
 from espaloma_like.nn.model import ParameterModel
 from espaloma_like.training.config import TrainConfig
@@ -76,11 +77,14 @@ def build_model(config: TrainConfig) -> ParameterModel:
         torch.manual_seed(config.seed)
         model = ParameterModel(config.model)
     if config.urey_bradley is not None and config.urey_bradley != model.config.urey_bradley:
-        grown = ParameterModel(model.config.model_copy(update={"urey_bradley": config.urey_bradley}))
-        missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-        if unexpected or any(not k.startswith("urey_bradley_readout.") for k in missing):
-            raise ValueError(f"cannot change urey_bradley of {config.init_from}: {missing} {unexpected}")
-        model = grown
+        # add (fresh, near-zero) or drop the Urey-Bradley readout; every other weight is kept
+        changed = ParameterModel(model.config.model_copy(update={"urey_bradley": config.urey_bradley}))
+        missing, unexpected = changed.load_state_dict(model.state_dict(), strict=False)
+        others = [k for k in (*missing, *unexpected) if not k.startswith("urey_bradley_readout.")]
+        if others:
+            raise CheckpointError(f"{config.init_from}: cannot switch urey_bradley, weights differ "
+                                  f"beyond its readout: {others}")
+        model = changed
     if config.proper_k_threshold is not None:
         heads = model.config.heads.model_copy(
             update={"proper_k_threshold": config.proper_k_threshold})
