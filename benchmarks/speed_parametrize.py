@@ -629,9 +629,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
     add(f"- Model: {results['model']['note']} ({results['model']['parameters']} weights, "
         f"{results['model']['dtype']})")
     add(f"- Whole benchmark: {ms(results.get('benchmark_wall_s'))}")
-    busy = max((m["loadavg_start"] or [0.0])[:1] + (m.get("loadavg_end") or [0.0])[:1])
+    # the 1-minute load when the run started: at its end it mostly measures the run itself
+    busy = (m["loadavg_start"] or [0.0])[0]
     if busy > 0.5 * (m["cpus_available"] or 1):
-        add(f"\n> **Warning:** the machine was busy (load average up to {busy:.2f} on "
+        add(f"\n> **Warning:** the machine was busy (load average {busy:.2f} at the start, on "
             f"{m['cpus_available']} CPUs); these timings are inflated and noisy.")
     add("")
     add("All times are wall-clock medians (`time.perf_counter`), "
