@@ -99,3 +99,18 @@ def test_dask_local_cluster_gives_the_same_file_as_serial(tmp_path: Path) -> Non
     parallel = _config(tmp_path, "parallel").model_copy(update={"workers": 2})
     build_dataset(parallel, progress=False)
     assert _contents(Path(serial.output)) == _contents(Path(parallel.output))
+
+
+def test_nci_source_is_selected_and_capped() -> None:
+    from espaloma_like.data.build import select_molecules
+
+    config = BuildConfig.model_validate({
+        "output": "unused.h5",
+        "sources": {"builtin": False, "nci": True, "charged_variants": False,
+                    "max_per_source": {"nci": 5}},
+    })
+    kept, dropped = select_molecules(config)
+    assert len(kept) == 5 and {m.source for m in kept} == {"nci"}
+    assert all(m.name.startswith("NCI-") for m in kept)
+    reasons = {row["reason"].split(":")[0] for row in dropped}
+    assert {"over max_per_source", "too many heavy atoms", "unsupported element"} <= reasons

@@ -19,6 +19,7 @@ from espaloma_like.data.sources import (
     charged_variants,
     filter_molecules,
     openff_molecule_set,
+    rdkit_nci_set,
     read_sdf,
     read_smiles_file,
     smiles_sources,
@@ -179,20 +180,35 @@ def test_dipeptides_have_right_charges_and_l_stereo() -> None:
 
 def test_charged_variants_smarts_rules() -> None:
     records = smiles_sources(["CC(=O)O", "CCN", "CN(C)C", "CC(=O)NC", "Nc1ccccc1",
-                              "NC(=N)N", "OC(=O)CCN"])
+                              "NC(=N)N", "OC(=O)CCN", "CS(=O)(=O)O", "COP(=O)(O)O",
+                              "CC(=NO)N", "c1cnc[nH]1"])
     variants = charged_variants(records)
     by_parent = Counter(v.name.split("|")[0] for v in variants)
     smiles = {v.smiles for v in variants}
     assert "CC(=O)[O-]" in smiles and "CC[NH3+]" in smiles and "C[NH+](C)C" in smiles
     assert by_parent["CC(=O)NC"] == 0  # amide: no site
     assert by_parent["Nc1ccccc1"] == 0  # aniline: no site
-    assert by_parent["NC(=N)N"] == 0  # amidine-like: not an aliphatic amine
+    assert by_parent["CC(=NO)N"] == 0  # amidoxime: the imine N carries an O
+    assert by_parent["c1cnc[nH]1"] == 0  # imidazole (pKa ~7) is left neutral
+    # guanidine: the imine N only (the amino N are not aliphatic amines)
+    assert [v.smiles for v in variants if v.name.startswith("NC(=N)N|")] == ["NC(N)=[NH2+]"]
+    assert "CS(=O)(=O)[O-]" in smiles and "COP(=O)([O-])O" in smiles  # one site per rule
     assert by_parent["OC(=O)CCN"] == 2  # an anion and a cation
     assert {"[NH3+]CCC(=O)O", "NCCC(=O)[O-]"} <= smiles
     kept, dropped = filter_molecules(records + variants)
     assert not dropped
     assert Counter(Chem.GetFormalCharge(Chem.MolFromSmiles(k.smiles)) for k in kept) == {
-        0: 7, -1: 2, 1: 3}
+        0: 11, -1: 4, 1: 4}
+
+
+def test_rdkit_nci_set_is_read_and_filtered() -> None:
+    records = rdkit_nci_set()
+    assert len(records) == 4999 and all(r.source == "nci" for r in records)
+    assert records[0].name == "NCI-1" and records[0].smiles == "CC1=CC(=O)C=CC1=O"
+    kept, dropped = filter_molecules(records[:300], max_heavy=20)
+    reasons = Counter(d.reason.split(":")[0] for d in dropped)
+    assert len(kept) > 150 and reasons["too many heavy atoms"] > 0
+    assert all(Chem.MolFromSmiles(k.smiles).GetNumHeavyAtoms() <= 20 for k in kept)
 
 
 def test_user_smiles_file_and_sdf(tmp_path: Path) -> None:

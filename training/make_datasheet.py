@@ -29,11 +29,17 @@ is computed from the file by `espaloma-like data info` (the function `dataset_in
   N/O/P/S, =CH2 across double bonds, H next to carbon);
 * capped amino acids ACE-X-NME for the 20 standard residues in their pH-7 states (ASP/GLU -1,
   LYS/ARG/HIP +1, HID and HIE neutral);
-* charged variants: carboxylic acids deprotonated and aliphatic amines protonated, one site each.
+* 800 compounds of the NCI open database's first 5000, as shipped inside RDKit
+  (`Data/NCI/first_5K.smi`; about 4250 pass the filters, 800 are taken in a fixed hash order):
+  diverse small organics with nitro, sulfonyl, phosphoryl, halogen and heteroaromatic chemistry;
+* charged variants in their pH-7 states, one site per rule and molecule: carboxylic, sulfonic
+  and phosphonic/phosphoric acids deprotonated; aliphatic amines, amidines and guanidines
+  protonated.
 
 Filters (each dropped molecule and its reason is listed in `build_parts/molecules.json` and
 counted in the build report): elements H C N O F P S Cl Br I; at most 20 heavy atoms; net charge
--2..+2; no radicals; one fragment (salts stripped to the largest organic fragment); undefined
+-2..+2; no radicals; no unusual valences (for example the neutral four-coordinate S of
+sulfates written without S=O bonds); one fragment (salts stripped to the largest organic fragment); undefined
 stereo resolved to the first RDKit stereoisomer; duplicates by canonical isomeric SMILES removed.
 
 ## Sampling (per molecule, seeded by a hash of its SMILES)
@@ -85,7 +91,8 @@ def main() -> None:
 
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "data/espaloma_like_gfn2xtb.h5")
     info = dataset_info(path)
-    # the report of the run that did the work (a resume that only merges reports ~0 s of wall time)
+    # the report of the run that did the work (a resume that only merges reports ~0 s of wall time;
+    # its seconds_*_total sum every molecule, wall_seconds_this_run only that run's new ones)
     report_path = Path(str(path).removesuffix(".h5") + ".build_report.json")
     if not report_path.is_file():
         report_path = Path(str(path) + ".report.json")

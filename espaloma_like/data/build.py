@@ -48,6 +48,8 @@ class SourcesConfig(BaseModel):
     smiles: tuple[str, ...] = ()
     smiles_files: tuple[str, ...] = ()
     sdf_files: tuple[str, ...] = ()
+    #: the NCI first-5K set shipped inside RDKit (:func:`~espaloma_like.data.sources.rdkit_nci_set`)
+    nci: bool = False
     charged_variants: bool = True
     #: cap per source (e.g. AlkEthOH's ~1900 alkanes/ethers/alcohols would swamp the rest)
     max_per_source: dict[str, int] = Field(default_factory=dict)
@@ -145,6 +147,8 @@ def select_molecules(config: BuildConfig) -> tuple[list[MoleculeSource], list[di
     records: list[MoleculeSource] = []
     if config.sources.builtin:
         records += src.builtin_sources(max_heavy_atoms=config.sources.brics_max_heavy_atoms)
+    if config.sources.nci:
+        records += src.rdkit_nci_set()
     records += src.smiles_sources(config.sources.smiles, source="user")
     for path in config.sources.smiles_files:
         records += src.read_smiles_file(path)

@@ -16,6 +16,9 @@ Sources
   Tripos mol2 in a tarball; the "test" subset is a subset of the ring set and is skipped);
 * BRICS fragments of drug-like molecules (:func:`brics_fragments`);
 * ACE-X-NME capped dipeptides of the 20 standard amino acids at pH 7 (:func:`capped_dipeptides`);
+* the first 5000 compounds of the NCI open database, shipped inside RDKit (:func:`rdkit_nci_set`):
+  diverse small organics with the heteroatom chemistry (nitro, sulfonyl, phosphoryl, halogens,
+  heteroaromatics) that drug fragments alone cover thinly;
 * user SMILES files and SDF files (:func:`read_smiles_file`, :func:`read_sdf`,
   :func:`smiles_sources`).
 
@@ -51,6 +54,7 @@ __all__ = [
     "charged_variants",
     "filter_molecules",
     "openff_molecule_set",
+    "rdkit_nci_set",
     "read_sdf",
     "read_smiles_file",
     "smiles_sources",
@@ -290,6 +294,26 @@ def openff_molecule_set(
     )
 
 
+def rdkit_nci_set() -> list[MoleculeSource]:
+    """The first 5000 compounds of the NCI open database, as shipped inside RDKit.
+
+    Read from ``RDConfig.RDDataDir/NCI/first_5K.smi``; records have source ``"nci"`` and are
+    named ``"NCI-<line id>"``. Salts, metals and large molecules are left to
+    :func:`filter_molecules`.
+
+    Raises
+    ------
+    MoleculeFileError
+        The installed RDKit lacks the file.
+    """
+    from rdkit import RDConfig
+
+    path = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
+    if not path.is_file():
+        raise MoleculeFileError(f"the installed RDKit does not ship {path}")
+    return [replace(r, name=f"NCI-{r.name}") for r in read_smiles_file(path, source="nci")]
+
+
 def read_smiles_file(path: str | Path, source: str = "user") -> list[MoleculeSource]:
     """Records from a text file: one SMILES per line, optionally a name after whitespace.
 
@@ -472,9 +496,14 @@ def capped_dipeptides() -> list[MoleculeSource]:
 CHARGE_RULES: dict[str, tuple[str, int]] = {
     # O-H of a carboxylic acid -> carboxylate
     "deprotonated-acid": ("[OX2H1;+0][CX3]=O", -1),
+    # O-H of a sulfonic acid (pKa < 0) or of a phosphonic/phosphoric acid (first pKa ~1-2)
+    "deprotonated-sulfonic-acid": ("[OX2H1;+0][SX4](=O)=O", -1),
+    "deprotonated-phosphonic-acid": ("[OX2H1;+0][PX4]=O", -1),
     # neutral sp3 amine N bonded only to H and sp3 carbons (not amides, anilines, enamines,
     # amidines, sulfonamides, hydrazines, hydroxylamines) -> ammonium
     "protonated-amine": ("[NX3;+0;!$(N[!#6;!#1]);!$(N[#6]=,#,:[*]);!$(Na)]", +1),
+    # imine N of a non-aromatic amidine or guanidine (pKa ~12-13.6) -> amidinium, guanidinium
+    "protonated-amidine": ("[NX2;+0;!$(N[!#6;!#1])]=[CX3;!a][NX3;!$(N[!#6;!#1])]", +1),
 }
 
 
@@ -482,8 +511,9 @@ def charged_variants(molecules: Iterable[MoleculeSource],
                      max_sites_per_rule: int = 1) -> list[MoleculeSource]:
     """Anions and cations made from neutral groups, so a training set has both charge signs.
 
-    Two SMARTS rules (:data:`CHARGE_RULES`): carboxylic acids lose the proton (pKa ~4-5) and
-    aliphatic amines gain one (pKa ~9-11), the dominant states at pH 7. Each rule is applied to
+    SMARTS rules (:data:`CHARGE_RULES`): carboxylic, sulfonic and phosphonic acids lose the
+    proton (pKa below 5) and aliphatic amines, amidines and guanidines gain one (pKa ~9-13.6),
+    the dominant states at pH 7. Each rule is applied to
     one site at a time, at most ``max_sites_per_rule`` symmetry-distinct sites per molecule
     (lowest atom index first), giving one single-site variant per site. Variants keep the
     parent's ``source``, are named ``"<parent>|<rule><k>"`` and should be passed through
