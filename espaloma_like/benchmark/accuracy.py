@@ -71,7 +71,7 @@ class BenchmarkSize:
         Section 2: first held-out molecules; in quick mode only molecules with a torsion scan.
     scans_only : bool
         Section 2 takes only molecules with a relaxed torsion scan.
-    geometry_molecules : int
+    geometry_molecules : int or None
         Section 3: first held-out molecules.
     external_molecules, external_conformations : int or None
         Section 4, per set: the smallest molecules (atom count), conformations per molecule.
@@ -81,12 +81,12 @@ class BenchmarkSize:
     held_out_conformations: int | None
     kind_molecules: int | None
     scans_only: bool
-    geometry_molecules: int
+    geometry_molecules: int | None
     external_molecules: int | None
     external_conformations: int | None
 
 
-FULL = BenchmarkSize(None, None, None, False, 124, None, None)  # 124: the whole held-out split
+FULL = BenchmarkSize(None, None, None, False, None, None, None)
 QUICK = BenchmarkSize(5, 20, 4, True, 2, 1, 10)
 
 
@@ -328,7 +328,8 @@ def _geometry(data: Path, network: ParameterModel, cache: BaselineCache, size: B
     failures: list[dict[str, str]] = []
     bar = tqdm(desc="geometry", unit="mol", total=size.geometry_molecules, disable=not progress)
     for record, graph in _held_out(data):
-        if len(results) + len(failures) >= size.geometry_molecules:
+        if size.geometry_molecules is not None and (
+                len(results) + len(failures) >= size.geometry_molecules):
             break
         kinds = json.loads(record.metadata.get("kinds", "[]"))
         start = record.conformations[kinds.index("minimized") if "minimized" in kinds else 0]
@@ -361,7 +362,8 @@ def _geometry(data: Path, network: ParameterModel, cache: BaselineCache, size: B
 
     return {
         "n_molecules": len(results),
-        "selection": f"first {size.geometry_molecules} held-out molecules (file order)",
+        "selection": ("every held-out molecule" if size.geometry_molecules is None
+                      else f"first {size.geometry_molecules} held-out molecules (file order)"),
         "start": "The record's Sage-minimized conformation, minimized with GFN2-xTB (tblite, "
                  "L-BFGS, gtol 1e-4 hartree/bohr); each force field minimized from the xTB minimum "
                  "(OpenMM L-BFGS, 0.1 kJ/mol/nm)",
