@@ -649,6 +649,7 @@ def run_accuracy_benchmark(
         raise DataFormatError(f"no such dataset file: {data}")
     size = QUICK if quick else FULL
     machine = _machine()
+    commit = _git_commit()  # before this run writes its own outputs into the checkout
     network = load_model(model)
     cache: BaselineCache = {}
     timings: dict[str, float] = {}
@@ -697,7 +698,7 @@ def run_accuracy_benchmark(
         "quick": quick,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "versions": _versions(),
         "settings": {"model": model, "model_info": held_out["settings"]["model_info"],
                      "data": str(data), "shared": None if shared is None else str(shared),
