@@ -155,6 +155,25 @@ def test_urey_bradley_can_be_added_when_fine_tuning(tmp_path: Path, qm_file: Pat
     assert angles.urey_bradley_k is not None and bool((angles.urey_bradley_k > 0).all())
 
 
+def test_bf16_mixed_precision_trains_with_float64_energies(
+        tmp_path: Path, qm_file: Path, molecules: list[TrainingMolecule]) -> None:
+    """bf16 autocast covers the network only: its loss matches fp32's, and it still trains."""
+    from espaloma_like.training.loss import compute_loss, make_batch
+
+    trainer = Trainer(_config(tmp_path, qm_file, precision="bf16-mixed"), train=molecules,
+                      validation=molecules, progress=False)
+    batch = make_batch(molecules, 4, np.random.default_rng(0))
+    _, full = compute_loss(trainer.model, batch, trainer.config.loss, None, create_graph=False)
+    _, mixed = compute_loss(trainer.model, batch, trainer.config.loss, torch.bfloat16,
+                            create_graph=False)
+    assert mixed["force_rmse"] == pytest.approx(full["force_rmse"], rel=0.05)
+    assert mixed["energy_rmse"] == pytest.approx(full["energy_rmse"], rel=0.05)
+    before = trainer.evaluate(molecules)
+    trainer.fit(resume=False)
+    after = trainer.evaluate(molecules)
+    assert np.isfinite(after["loss"]) and after["loss"] < 0.5 * before["loss"]
+
+
 def test_trained_energy_equals_openmm_energy(molecules: list[TrainingMolecule]) -> None:
     """What is trained is what is simulated: the loss's energies equal the exported System's."""
     from conftest import openmm_energy_forces
