@@ -30,7 +30,8 @@ is computed from the file by `espaloma-like data info` (the function `dataset_in
 * capped amino acids ACE-X-NME for the 20 standard residues in their pH-7 states (ASP/GLU -1,
   LYS/ARG/HIP +1, HID and HIE neutral);
 * 800 compounds of the NCI open database's first 5000, as shipped inside RDKit
-  (`Data/NCI/first_5K.smi`; about 4250 pass the filters, 800 are taken in a fixed hash order):
+  (`Data/NCI/first_5K.smi`; about 3600 pass the filters, 4250 with their charged variants, and
+  800 of those are taken in a fixed hash order):
   diverse small organics with nitro, sulfonyl, phosphoryl, halogen and heteroaromatic chemistry;
 * charged variants in their pH-7 states, one site per rule and molecule: carboxylic, sulfonic
   and phosphonic/phosphoric acids deprotonated; aliphatic amines, amidines and guanidines
