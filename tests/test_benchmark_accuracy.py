@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import shared_dir
 
@@ -109,6 +110,12 @@ def test_sections(run: tuple[Path, dict[str, Any]]) -> None:
     for row in geometry["molecules"]:
         assert set(row["rmsd"]) == set(METHODS)
         assert all(v >= 0 for v in row["rmsd"].values())
+    for baseline in ("sage", "gaff"):  # the paired summary is recomputable from the rows
+        differences = [r["rmsd"]["model"] - r["rmsd"][baseline] for r in geometry["molecules"]]
+        paired = geometry["paired"][baseline]
+        assert paired["median_rmsd_difference"] == pytest.approx(float(np.median(differences)))
+        assert paired["model_closer_fraction"] == pytest.approx(
+            float(np.mean(np.array(differences) < 0)))
 
     external = result["external"]
     if "skipped" in external:

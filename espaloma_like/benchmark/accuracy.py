@@ -371,9 +371,30 @@ def _geometry(data: Path, network: ParameterModel, cache: BaselineCache, size: B
                    for m in METHODS},
         "mean": {m: {"rmsd": stat(np.mean, "rmsd", m), "delta_e": stat(np.mean, "delta_e", m)}
                  for m in METHODS},
+        "paired": _paired_geometry(results),
         "molecules": [dataclasses.asdict(r) for r in results],
         "failures": failures,
     }
+
+
+def _paired_geometry(results: list[GeometryResult]) -> dict[str, dict[str, float]]:
+    """Molecule-by-molecule model vs each baseline: medians alone hide which is closer where.
+
+    Per baseline: the fraction of molecules whose model minimum is closer to the xTB minimum
+    (RMSD) or lower on the xTB surface (delta E), and the median paired differences model -
+    baseline (A, kcal/mol; negative: the model is closer / lower).
+    """
+    out = {}
+    for baseline in METHODS[1:]:
+        d_rmsd = np.array([r.rmsd["model"] - r.rmsd[baseline] for r in results])
+        d_energy = np.array([r.delta_e["model"] - r.delta_e[baseline] for r in results])
+        out[baseline] = {
+            "model_closer_fraction": float(np.mean(d_rmsd < 0)) if len(results) else math.nan,
+            "median_rmsd_difference": float(np.median(d_rmsd)) if len(results) else math.nan,
+            "model_lower_fraction": float(np.mean(d_energy < 0)) if len(results) else math.nan,
+            "median_delta_e_difference": float(np.median(d_energy)) if len(results) else math.nan,
+        }
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -86,6 +86,14 @@ def markdown(result: dict[str, Any], held_out_md: str) -> str:
         med, mean = g["median"][method], g["mean"][method]
         lines.append(f"| {method} | {_fmt(med['rmsd'])} / {_fmt(mean['rmsd'])} | "
                      f"{_fmt(med['delta_e'])} / {_fmt(mean['delta_e'])} |")
+    lines += ["", "Molecule by molecule (the medians above hide which method is closer where):", "",
+              "| model vs | model closer (RMSD) | median RMSD difference (Å) | model lower (ΔE) | "
+              "median ΔE difference (kcal/mol) |", "|---|---|---|---|---|"]
+    for baseline, row in g["paired"].items():
+        lines.append(f"| {baseline} | {_fmt(100 * row['model_closer_fraction'])} % | "
+                     f"{_fmt(row['median_rmsd_difference'])} | "
+                     f"{_fmt(100 * row['model_lower_fraction'])} % | "
+                     f"{_fmt(row['median_delta_e_difference'])} |")
     if g["failures"]:
         lines += ["", "Failed: " + "; ".join(f"{e['name']}: {e['reason'][:160]}"
                                               for e in g["failures"])]
