@@ -94,6 +94,25 @@ def test_undefined_stereo_policies() -> None:
     assert len(kept) == 2 and dropped[0].reason.startswith("duplicate")
 
 
+def test_first_embeddable_stereo_avoids_impossible_bridged_isomers() -> None:
+    """RDKit's first isomer of this bridged bicycle cannot be embedded; the policy skips it."""
+    from rdkit.Chem import AllChem
+
+    records = [MoleculeSource("CC1(C)C2CCC(CCO)C1C2", "nci", "NCI-bicycle")]
+    (first,), _ = filter_molecules(records, stereo="first")
+    (embeddable,), _ = filter_molecules(records, stereo="first-embeddable")
+    assert AllChem.EmbedMolecule(Chem.AddHs(Chem.MolFromSmiles(first.smiles)), randomSeed=7) == -1
+    assert embeddable.smiles != first.smiles
+    assert AllChem.EmbedMolecule(Chem.AddHs(Chem.MolFromSmiles(embeddable.smiles)),
+                                 randomSeed=7) == 0
+    assert "first that embeds" in embeddable.notes[-1]
+    assert not undefined_stereo(from_smiles(embeddable.smiles))
+    # where the first isomer embeds, both policies agree
+    butanol = [MoleculeSource("CC(O)CC", "user", "butanol")]
+    assert (filter_molecules(butanol, stereo="first")[0][0].smiles
+            == filter_molecules(butanol, stereo="first-embeddable")[0][0].smiles)
+
+
 def test_openff_sets_load_and_survive_filtering() -> None:
     counts = {}
     for name in OPENFF_SETS:

@@ -41,7 +41,9 @@ Filters (each dropped molecule and its reason is listed in `build_parts/molecule
 counted in the build report): elements H C N O F P S Cl Br I; at most 20 heavy atoms; net charge
 -2..+2; no radicals; no unusual valences (for example the neutral four-coordinate S of
 sulfates written without S=O bonds); one fragment (salts stripped to the largest organic fragment); undefined
-stereo resolved to the first RDKit stereoisomer; duplicates by canonical isomeric SMILES removed.
+stereo resolved to the first RDKit stereoisomer (three bridged bicycles, for which that isomer
+cannot exist in 3D, then fail sampling and are counted in the build report; `filters.stereo:
+first-embeddable` avoids this in new builds); duplicates by canonical isomeric SMILES removed.
 
 ## Sampling (per molecule, seeded by a hash of its SMILES)
 Up to 8 ETKDG conformers (pruned at 0.1 A RMSD), their Sage 2.2.1 minima (OpenMM, Gasteiger

@@ -62,6 +62,9 @@ class FilterConfig(BaseModel):
     max_heavy_atoms: int = 20
     min_charge: int = -2
     max_charge: int = 2
+    #: undefined stereo: RDKit's first isomer (the shipped build), or the first that embeds in 3D
+    #: (avoids sampling failures in bridged rings), see :func:`~espaloma_like.data.sources.filter_molecules`
+    stereo: Literal["first", "first-embeddable"] = "first"
 
 
 class SplitConfig(BaseModel):
@@ -159,6 +162,7 @@ def select_molecules(config: BuildConfig) -> tuple[list[MoleculeSource], list[di
     kept, dropped = src.filter_molecules(
         records, min_heavy=config.filters.min_heavy_atoms, max_heavy=config.filters.max_heavy_atoms,
         charges=(config.filters.min_charge, config.filters.max_charge),
+        stereo=config.filters.stereo,
     )
     # fixed order independent of source order: by a hash of the SMILES (also a fair subsample)
     kept.sort(key=lambda m: _stable_fraction(f"{config.seed}:{m.smiles}"))

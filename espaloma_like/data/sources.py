@@ -593,8 +593,22 @@ def _resolve_stereo(smiles: str, policy: str, max_isomers: int) -> list[tuple[st
         return []
     if policy == "first":
         return [(isomers[0], f"undefined stereo: picked {isomers[0]} of {len(isomers)} isomers")]
+    if policy == "first-embeddable":
+        for k, isomer in enumerate(isomers):
+            if _embeds(isomer):
+                return [(isomer, f"undefined stereo: picked {isomer}, isomer {k + 1} of "
+                                 f"{len(isomers)} and the first that embeds in 3D")]
+        return []
     return [(s, f"undefined stereo: isomer {k + 1} of {len(isomers)}")
             for k, s in enumerate(isomers)]
+
+
+def _embeds(smiles: str) -> bool:
+    """Whether RDKit's ETKDG finds a 3D conformer (bridged rings admit only some isomers)."""
+    from rdkit import Chem
+    from rdkit.Chem import rdDistGeom
+
+    return rdDistGeom.EmbedMolecule(Chem.AddHs(Chem.MolFromSmiles(smiles)), randomSeed=0) == 0
 
 
 def _check(record: MoleculeSource, min_heavy: int, max_heavy: int, charges: tuple[int, int],
@@ -662,7 +676,7 @@ def filter_molecules(
     max_heavy: int = 30,
     charges: tuple[int, int] = (-2, 2),
     strip_salts: bool = True,
-    stereo: Literal["first", "enumerate", "drop"] = "first",
+    stereo: Literal["first", "first-embeddable", "enumerate", "drop"] = "first",
     max_stereoisomers: int = 8,
 ) -> tuple[list[MoleculeSource], list[Dropped]]:
     """Clean a list of records: the kept ones (canonical SMILES) and the dropped ones, with why.
@@ -673,8 +687,10 @@ def filter_molecules(
     Br I only; no radicals; one fragment; net charge within ``charges`` (inclusive); heavy
     atoms within ``[min_heavy, max_heavy]``; a valid :class:`~espaloma_like.molecule.MoleculeGraph`;
     stereochemistry defined (``stereo``: ``"first"`` keeps the first stereoisomer from RDKit's
-    ``EnumerateStereoisomers`` in SMILES order, ``"enumerate"`` keeps up to ``max_stereoisomers``
-    of them, ``"drop"`` drops the record; a note records the choice); and not a duplicate of an
+    ``EnumerateStereoisomers`` in SMILES order, ``"first-embeddable"`` the first one ETKDG can
+    embed in 3D (the first can be impossible in bridged rings, which then fail sampling),
+    ``"enumerate"`` keeps up to ``max_stereoisomers`` of them, ``"drop"`` drops the record; a
+    note records the choice); and not a duplicate of an
     earlier record by canonical isomeric SMILES (the first one wins).
 
     Parameters
@@ -686,7 +702,7 @@ def filter_molecules(
         Inclusive range of net charge, e.
     strip_salts : bool
         Strip counter-ions; if False, salts are dropped as disconnected.
-    stereo : {"first", "enumerate", "drop"}
+    stereo : {"first", "first-embeddable", "enumerate", "drop"}
         What to do with undefined stereocentres / stereo bonds.
     max_stereoisomers : int
         Cap on enumerated stereoisomers per record.
@@ -698,8 +714,9 @@ def filter_molecules(
     dropped : list of Dropped
         One entry per record removed (``reason`` starts with a fixed category).
     """
-    if stereo not in ("first", "enumerate", "drop"):
-        raise ValueError(f"stereo must be 'first', 'enumerate' or 'drop', got {stereo!r}")
+    if stereo not in ("first", "first-embeddable", "enumerate", "drop"):
+        raise ValueError("stereo must be 'first', 'first-embeddable', 'enumerate' or 'drop', "
+                         f"got {stereo!r}")
     kept: list[MoleculeSource] = []
     dropped: list[Dropped] = []
     first_seen: dict[str, MoleculeSource] = {}
