@@ -38,7 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from espaloma_like.exceptions import MoleculeFileError, MoleculeInputError
-from espaloma_like.molecule import SUPPORTED_ELEMENTS, from_smiles, undefined_stereo
+from espaloma_like.molecule import (
+    SUPPORTED_ELEMENTS,
+    from_smiles,
+    generate_conformers,
+    undefined_stereo,
+)
 
 if TYPE_CHECKING:
     from rdkit import Chem
@@ -604,11 +609,12 @@ def _resolve_stereo(smiles: str, policy: str, max_isomers: int) -> list[tuple[st
 
 
 def _embeds(smiles: str) -> bool:
-    """Whether RDKit's ETKDG finds a 3D conformer (bridged rings admit only some isomers)."""
-    from rdkit import Chem
-    from rdkit.Chem import rdDistGeom
-
-    return rdDistGeom.EmbedMolecule(Chem.AddHs(Chem.MolFromSmiles(smiles)), randomSeed=0) == 0
+    """Whether sampling's ETKDG embedding succeeds (bridged rings admit only some isomers)."""
+    try:
+        generate_conformers(from_smiles(smiles), n_conformers=1)
+    except MoleculeInputError:
+        return False
+    return True
 
 
 def _check(record: MoleculeSource, min_heavy: int, max_heavy: int, charges: tuple[int, int],
