@@ -256,3 +256,23 @@ def test_urey_bradley_model_matches_openmm_system_and_ffxml(model: ParameterMode
         e_ffxml, f_ffxml = openmm_energy_forces(via_ffxml, xyz[c])
         assert e_ffxml == pytest.approx(e_direct, abs=1e-6)
         assert np.abs(f_direct - f_ffxml).max() < 1e-6
+
+
+@pytest.mark.parametrize("smiles", ["N#N", "Cl", "[C-]#[O+]", "FF", "[OH-]", "[C-]#N"])
+def test_molecule_with_a_bond_but_no_angle_parametrizes_alone(smiles: str) -> None:
+    """Diatomics have no angle: the readouts and the Urey-Bradley lookup see empty terms."""
+    from conftest import openmm_energy_forces
+
+    molecule = parametrize(smiles)  # the shipped model (with Urey-Bradley springs)
+    assert molecule.parameters.angles.indices.shape[0] == 0
+    assert molecule.parameters.bonds.indices.shape[0] == 1
+    assert np.isfinite(molecule.charges).all()
+    assert molecule.charges.sum() == pytest.approx(molecule.molecule.total_charge, abs=1e-12)
+    system = molecule.to_openmm_system()
+    xyz = generate_conformers(molecule.molecule, 1, seed=0)
+    xyz = np.concatenate([xyz, xyz * 1.07])  # one stretched copy: the bond term is not zero
+    ours = energy_terms(molecule.parameters, torch.tensor(xyz)).total
+    for c in range(len(xyz)):
+        reference, _ = openmm_energy_forces(system, xyz[c])
+        assert float(ours[c]) == pytest.approx(reference, abs=1e-3)
+    assert float(ours[1]) != pytest.approx(float(ours[0]), abs=1e-3)

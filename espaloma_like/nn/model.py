@@ -82,7 +82,11 @@ def _outer_distance(bonds: torch.Tensor, bond_length: torch.Tensor, angles: torc
     Urey-Bradley spring then rests where the bonds and the angle do, so it couples them without
     moving the minimum.
     """
-    n = int(max(bonds.max(), angles.max())) + 1 if bonds.numel() else 1
+    if angles.shape[0] == 0:
+        # molecules with a bond but no angle (N2, HCl, [OH-]): no springs; the lookup below
+        # would reduce an empty tensor
+        return angle.new_zeros(0)
+    n = int(max(bonds.max(), angles.max())) + 1
     keys = bonds.min(-1).values * n + bonds.max(-1).values
     order = torch.argsort(keys)
 
