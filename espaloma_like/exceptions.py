@@ -49,3 +49,11 @@ class CheckpointError(EspalomaLikeError):
 
 class DataFormatError(EspalomaLikeError, ValueError):
     """A dataset file does not follow the expected layout."""
+
+
+class TrainingSetupError(EspalomaLikeError, ValueError):
+    """A training run cannot start as configured (no training or no validation molecules)."""
+
+
+class OutputLockedError(EspalomaLikeError):
+    """Another live process is writing into the same output directory."""

@@ -82,6 +82,7 @@ def _xml(result: Any, fmt: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from espaloma_like._io import atomic_write_text
     from espaloma_like.exceptions import EspalomaLikeError
 
     inputs = list(_read_inputs(args.input))
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(molecule, Exception):
             raise molecule
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(_xml(parametrize(molecule), args.format))
+        atomic_write_text(output, _xml(parametrize(molecule), args.format))
         print(f"wrote {output}")
         return 0
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             if isinstance(molecule, Exception):
                 raise molecule
-            target.write_text(_xml(parametrize(molecule), args.format))
+            atomic_write_text(target, _xml(parametrize(molecule), args.format))
         except EspalomaLikeError as err:
             failures.append((index, name, err))
             print(f"molecule {index} ({name}): {type(err).__name__}: {err}", file=sys.stderr)
