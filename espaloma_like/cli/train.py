@@ -1,5 +1,8 @@
 """``espaloma-like train CONFIG.yaml``: train or fine-tune on QM data (resumes automatically).
 
+A run in the output directory resumes only with the config it was started with; ``--restart``
+sets it aside and starts over.
+
 Data-parallel across processes/GPUs/nodes with the same command under torchrun:
 
     torchrun --nproc-per-node 4 -m espaloma_like.cli.main train CONFIG.yaml
@@ -17,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="override max_steps")
     parser.add_argument("--init-from", default=None,
                         help="fine-tune: start from this checkpoint or shipped model name")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if a run exists")
+    parser.add_argument("--restart", "--no-resume", dest="restart", action="store_true",
+                        help="start over: move a previous run's files in the output directory "
+                             "into replaced-<time>/ (without it, a run resumes only with the "
+                             "config it was started with)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if updates:
         config = config.model_copy(update=updates)
     trainer = Trainer(config)
-    result = trainer.fit(resume=not args.no_resume)
+    result = trainer.fit(restart=args.restart)
     if trainer.dist.is_main:
         print(json.dumps({"best_checkpoint": str(result.best_checkpoint), "steps": result.steps,
                           "stopped_early": result.stopped_early,

@@ -7,7 +7,10 @@ batch across ranks; gloo on CPU, NCCL on CUDA.
 
 Outputs in ``output_dir``: ``last.pt`` (full training state, every ``checkpoint_every`` steps),
 ``best.pt`` (the model at the best validation loss, a package checkpoint loadable with
-``espaloma_like.load_model``), ``metrics.csv`` and TensorBoard event files.
+``espaloma_like.load_model``), ``metrics.csv`` and TensorBoard event files. Files are written
+atomically; a run holds the directory's lock (``.lock``) while it trains, resumes only with its
+own config (``training/state.py``), and on resume rewrites ``metrics.csv`` from the history in
+``last.pt`` and removes temporary files a killed run left behind.
 """
 
 from __future__ import annotations
@@ -25,15 +28,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from espaloma_like.exceptions import CheckpointError
-from espaloma_like.nn.checkpoint import load_checkpoint, save_checkpoint
+from espaloma_like._io import DirectoryLock, atomic_torch_save, remove_stale_temporaries
+from espaloma_like.exceptions import CheckpointError, TrainingSetupError
+from espaloma_like.nn.checkpoint import load_checkpoint, one_line, save_checkpoint
 from espaloma_like.nn.model import ParameterModel
 from espaloma_like.training.config import TrainConfig
 from espaloma_like.training.dataset import TrainingMolecule, load_training_molecules, split_molecules
 from espaloma_like.training.loss import compute_loss, make_batch
+from espaloma_like.training.state import (
+    METRICS_FIELDS,
+    STATE_FORMAT,
+    STATE_KIND,
+    load_training_state,
+    plain,
+    run_files,
+    set_aside_run,
+    write_metrics_csv,
+)
 
 logger = logging.getLogger(__name__)
-STATE_FORMAT = 1
 
 
 @dataclass
@@ -160,7 +173,13 @@ class Trainer:
         self.train_set = list(train)
         self.validation_set = list(validation or [])
         if not self.train_set:
-            raise ValueError("no training molecules")
+            raise TrainingSetupError("no training molecules")
+        if not self.validation_set and config.data.validation_fraction > 0:
+            # never validate on the training set under the name "validation"
+            raise TrainingSetupError(
+                f"validation_fraction {config.data.validation_fraction} leaves no validation "
+                f"molecule among {len(self.train_set)}; add molecules, raise it, or set "
+                "data.validation_fraction to 0 to train without validation")
         self.network: torch.nn.Module = self.model
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -182,36 +201,46 @@ class Trainer:
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT, "step": self.step, "model": self.model.state_dict(),
+        """The full training state, in plain types (see ``training/state.py``)."""
+        from espaloma_like import __version__
+
+        return plain({
+            "format_version": STATE_FORMAT, "kind": STATE_KIND, "package_version": __version__,
+            "step": self.step, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "rng": self.rng.bit_generator.state, "best_validation": self.best_validation,
             "evaluations_since_best": self.evaluations_since_best, "history": self.history,
             "config": self.config.model_dump(mode="json"),
-        }
+        })
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.bit_generator.state = state["rng"]
-        self.best_validation = float(state["best_validation"])
-        self.evaluations_since_best = int(state["evaluations_since_best"])
-        self.history = list(state["history"])
+    def load_state_dict(self, state: dict[str, Any], source: str = "training state") -> None:
+        """Restore :meth:`state_dict` output; a mismatch raises :class:`CheckpointError`."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.rng.bit_generator.state = state["rng"]
+            self.step = int(state["step"])
+            self.best_validation = float(state["best_validation"])
+            self.evaluations_since_best = int(state["evaluations_since_best"])
+            self.history = list(state["history"])
+        except Exception as err:
+            raise CheckpointError(f"{source} does not match this run: {one_line(err)}; pass "
+                                  "--restart to set it aside and start over") from err
 
     def save_state(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        atomic_torch_save(self.state_dict(), path)
 
     def maybe_resume(self) -> bool:
-        """Continue from ``output_dir/last.pt`` if it exists."""
+        """Continue from ``output_dir/last.pt`` if it exists (checked, weights only)."""
         last = self.output / "last.pt"
         if not last.is_file():
             return False
-        state = torch.load(last, map_location=self.device, weights_only=False)
-        self.load_state_dict(state)
+        self.load_state_dict(load_training_state(last, self.config), str(last))
+        if self.dist.is_main:
+            # rows logged after the last checkpoint are in metrics.csv but not in the history:
+            # those steps run again, so the file is rewritten from the history
+            write_metrics_csv(self.output / "metrics.csv", self.history)
         logger.info("resumed from %s at step %d", last, self.step)
         return True
 
@@ -267,14 +296,70 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def fit(self, resume: bool = True, stop_after_steps: int | None = None,
-            callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
-        """Train until ``max_steps``, ``max_seconds`` or early stopping."""
+            callback: Callable[[dict[str, Any]], None] | None = None,
+            restart: bool = False) -> TrainResult:
+        """Train until ``max_steps``, ``max_seconds`` or early stopping.
+
+        Parameters
+        ----------
+        resume : bool
+            Continue the run in ``output_dir`` (its ``last.pt``) if there is one; it must have
+            been started with the same config. False refuses a directory holding a run.
+        stop_after_steps : int, optional
+            Return after this many steps of this call (the run can be resumed).
+        callback : callable, optional
+            Called with every validation record.
+        restart : bool
+            Move a previous run's files into ``output_dir/replaced-<time>/`` and start over.
+
+        Raises
+        ------
+        CheckpointError
+            The run in ``output_dir`` cannot be resumed (unsafe, corrupt or mismatched resume
+            file, or a different config), or ``resume`` is False and there is a run.
+        OutputLockedError
+            Another live process is training into ``output_dir``.
+        """
+        self.output.mkdir(parents=True, exist_ok=True)
+        lock = DirectoryLock(self.output, "training run")
+        if self.dist.is_main:
+            lock.acquire()
+        try:
+            self._prepare_output(resume, restart)
+            return self._fit(stop_after_steps, callback)
+        finally:
+            lock.release()
+
+    def _prepare_output(self, resume: bool, restart: bool) -> None:
+        """Resume, set aside or refuse what ``output_dir`` holds (main rank holds the lock)."""
+        if self.dist.is_main:
+            for path in remove_stale_temporaries(self.output):
+                logger.info("removed %s, left by an interrupted run", path)
+        has_state = (self.output / "last.pt").is_file()
+        if has_state and resume and not restart:
+            self.maybe_resume()
+            return
+        if has_state and not restart:
+            raise CheckpointError(f"{self.output} holds a training run; resume it, or pass "
+                                  "--restart to set it aside and start over")
+        if self.dist.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # every rank has looked at last.pt before rank 0 moves it
+        if self.dist.is_main and run_files(self.output):
+            # a restart, or a run killed before its first last.pt: never mix two runs' files
+            moved = set_aside_run(self.output)
+            logger.warning("moved the previous run's files in %s to %s", self.output, moved)
+
+    def _fit(self, stop_after_steps: int | None,
+             callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
         from tqdm import tqdm
 
         config = self.config
-        self.output.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self.maybe_resume()
+        validate = bool(self.validation_set)
+        if not validate:
+            logger.info("no validation set (data.validation_fraction is 0): no validation "
+                        "metrics, no early stopping, best.pt is the final model")
         writer = self._tensorboard() if self.dist.is_main else None
         started = time.perf_counter()
         bar = tqdm(total=config.max_steps, initial=self.step, desc="train", unit="step",
@@ -290,8 +375,9 @@ class Trainer:
                                 F=f"{metrics['force_rmse']:.2f}")
                 record = {"step": self.step, "split": "train", **metrics,
                           "seconds": time.perf_counter() - started}
-                if self.step % config.eval_every == 0 or self.step == config.max_steps:
-                    validation = self.evaluate(self.validation_set or self.train_set)
+                if validate and (self.step % config.eval_every == 0
+                                 or self.step == config.max_steps):
+                    validation = self.evaluate(self.validation_set)
                     val_record = {"step": self.step, "split": "validation", **validation}
                     self._log([record, val_record], writer)
                     if callback is not None:
@@ -321,7 +407,7 @@ class Trainer:
                 writer.close()
         if self.dist.is_main:
             self.save_state(self.output / "last.pt")
-            if not (self.output / "best.pt").is_file():
+            if not validate or not (self.output / "best.pt").is_file():
                 save_checkpoint(self.model, self.output / "best.pt", self._metadata({}))
         return TrainResult(self.output / "best.pt", self.output / "last.pt", self.history,
                            stopped_early, self.step)
@@ -345,11 +431,11 @@ class Trainer:
         if not self.dist.is_main:
             return
         path = self.output / "metrics.csv"
-        fields = ["step", "split", "loss", "energy_rmse", "force_rmse", "charge_rmse",
-                  "learning_rate", "grad_norm", "seconds"]
         new = not path.is_file()
+        # appended (a full rewrite each time grows quadratically); a row cut by a kill is
+        # replaced on resume, when the file is rewritten from the history in last.pt
         with path.open("a", newline="") as handle:
-            out = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+            out = csv.DictWriter(handle, fieldnames=METRICS_FIELDS, extrasaction="ignore")
             if new:
                 out.writeheader()
             for r in records:
