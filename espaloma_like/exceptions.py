@@ -32,7 +32,19 @@ class UndefinedStereoError(MoleculeInputError):
 
 
 class MoleculeFileError(MoleculeInputError):
-    """A molecule file is missing, empty, or unreadable."""
+    """A molecule file is missing, empty, unreadable, or of an unsupported type."""
+
+
+class ValenceMismatchError(MoleculeInputError):
+    """An input that lists its hydrogens has atoms whose bonds do not fill their valence.
+
+    Bond orders or formal charges are wrong or missing (benzene written with single bonds, a
+    carboxylate without its charge); adding hydrogens would silently make another molecule.
+    """
+
+
+class OutputExistsError(EspalomaLikeError):
+    """An output file exists and replacing it was not asked for (``--overwrite``)."""
 
 
 class ParametrizationError(EspalomaLikeError):
