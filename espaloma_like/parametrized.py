@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from espaloma_like.exceptions import EspalomaLikeError
 from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.parameters import ParameterSet
 
@@ -39,13 +41,13 @@ class ParametrizedMolecule:
         """A vacuum ``openmm.System`` (no cutoff, no constraints), atoms in molecule order."""
         from espaloma_like.export.openmm_system import to_openmm_system
 
-        return to_openmm_system(self.parameters)
+        return to_openmm_system(self.parameters, self.molecule.masses)
 
     def to_system_xml(self) -> str:
         """The System serialized with ``openmm.XmlSerializer``."""
         from espaloma_like.export.openmm_system import to_system_xml
 
-        return to_system_xml(self.parameters)
+        return to_system_xml(self.parameters, self.molecule.masses)
 
     def to_forcefield_xml(self, residue_name: str = "") -> str:
         """OpenMM ForceField XML with one residue template for this molecule."""
@@ -58,3 +60,49 @@ class ParametrizedMolecule:
         from espaloma_like.export.ffxml import to_openmm_topology
 
         return to_openmm_topology(self.molecule, residue_name)
+
+
+@dataclass(frozen=True)
+class MoleculeFailure:
+    """A molecule that could not be parametrized, reported instead of raised.
+
+    Attributes
+    ----------
+    index : int
+        Position in the input, counted molecule by molecule (every record of a molecule file
+        given as one input counts).
+    name : str
+        The input's label: the SMILES or path given, or the record's name.
+    error : EspalomaLikeError
+        Why: a :class:`~espaloma_like.exceptions.MoleculeInputError` subclass for unreadable
+        or uncovered input, or a :class:`~espaloma_like.exceptions.ParametrizationError`.
+    """
+
+    index: int
+    name: str
+    error: EspalomaLikeError
+
+    def __str__(self) -> str:
+        return f"molecule {self.index} ({self.name}): {type(self.error).__name__}: {self.error}"
+
+
+class ParametrizationResults(list[ParametrizedMolecule]):
+    """The molecules parametrized by ``parametrize_many``, in input order, with the failures.
+
+    A list of :class:`ParametrizedMolecule`; with ``errors="skip"`` it holds the good molecules
+    only and ``failures`` says which were left out and why.
+
+    Attributes
+    ----------
+    indices : list of int
+        Input position of each result (see :attr:`MoleculeFailure.index`).
+    failures : list of MoleculeFailure
+        The molecules left out, in input order; empty when every molecule succeeded.
+    """
+
+    def __init__(self, results: Iterable[tuple[int, ParametrizedMolecule]] = (),
+                 failures: Iterable[MoleculeFailure] = ()) -> None:
+        pairs = sorted(results, key=lambda pair: pair[0])
+        super().__init__(result for _, result in pairs)
+        self.indices: list[int] = [index for index, _ in pairs]
+        self.failures: list[MoleculeFailure] = sorted(failures, key=lambda f: f.index)

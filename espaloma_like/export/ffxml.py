@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from espaloma_like.export.openmm_system import atomic_masses
 from espaloma_like.molecule import SUPPORTED_ELEMENTS, MoleculeGraph
 from espaloma_like.parameters import N_PERIODICITIES, ParameterSet
 
@@ -61,7 +60,7 @@ def to_forcefield_xml(graph: MoleculeGraph, parameters: ParameterSet, residue_na
     prefix = type_prefix(graph, parameters)
     types = [f"{prefix}-{i}" for i in range(graph.n_atoms)]
     names = atom_names(graph.atomic_numbers)
-    masses = atomic_masses(graph.atomic_numbers)
+    masses = graph.masses.tolist()  # isotope masses for [2H], [13C]; standard ones otherwise
 
     root = ET.Element("ForceField")
     info = ET.SubElement(root, "Info")

@@ -60,19 +60,32 @@ def _add_torsions(
         add(force, a, b, c, d, column + 1, ph, kk)
 
 
-def to_openmm_system(parameters: ParameterSet) -> openmm.System:
+def to_openmm_system(parameters: ParameterSet, masses: np.ndarray | None = None) -> openmm.System:
     """An ``openmm.System`` (vacuum, no cutoff, no constraints) with the given parameters.
 
     Forces: HarmonicBondForce (group 0), HarmonicAngleForce (1) plus, when the angles carry
     Urey-Bradley terms, a HarmonicBondForce between their outer atoms (also group 1),
     PeriodicTorsionForce for propers (2) and impropers (3), NonbondedForce with 1-2/1-3
     exclusions and scaled 1-4 exceptions (4).
+
+    Parameters
+    ----------
+    parameters : ParameterSet
+        The parameters, OpenMM units.
+    masses : np.ndarray, optional
+        (N,) particle masses, dalton (``MoleculeGraph.masses``: isotope masses for ``[2H]``,
+        ``[13C]``); standard element masses when None.
     """
     import openmm
 
     p = parameters.numpy()
     system = openmm.System()
-    for mass in atomic_masses(p["atomic_numbers"]):
+    if masses is None:
+        masses = np.asarray(atomic_masses(p["atomic_numbers"]), dtype=np.float64)
+    masses = np.asarray(masses, dtype=np.float64)
+    if masses.shape != p["atomic_numbers"].shape:
+        raise ValueError(f"masses must have shape {p['atomic_numbers'].shape}, got {masses.shape}")
+    for mass in masses.tolist():
         system.addParticle(mass)
 
     bonds = openmm.HarmonicBondForce()
@@ -137,8 +150,9 @@ def to_openmm_system(parameters: ParameterSet) -> openmm.System:
     return system
 
 
-def to_system_xml(parameters: ParameterSet) -> str:
-    """The System of :func:`to_openmm_system`, serialized by ``openmm.XmlSerializer``."""
+def to_system_xml(parameters: ParameterSet, masses: np.ndarray | None = None) -> str:
+    """The System of :func:`to_openmm_system` (same ``masses``), serialized by
+    ``openmm.XmlSerializer``."""
     import openmm
 
-    return str(openmm.XmlSerializer.serialize(to_openmm_system(parameters)))
+    return str(openmm.XmlSerializer.serialize(to_openmm_system(parameters, masses)))

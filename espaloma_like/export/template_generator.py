@@ -10,10 +10,10 @@ touches nothing.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from espaloma_like.molecule import MoleculeGraph, as_molecule_graph
+from espaloma_like.molecule import MoleculeGraph, iter_molecules
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -56,29 +56,42 @@ class MoleculeTemplateGenerator:
 
     Parameters
     ----------
-    molecules : iterable
-        Molecules in any accepted input form (SMILES, RDKit, OpenFF, SDF path, MoleculeGraph).
+    molecules : iterable or a single input
+        Molecules in any accepted input form (SMILES, RDKit, OpenFF, molecule file path,
+        MoleculeGraph); a single input is one molecule (``"CCO"`` is ethanol), a molecule file
+        contributes all its records.
     parametrize : callable
         ``MoleculeGraph -> ParametrizedMolecule``; called lazily, once per molecule matched.
     """
 
     def __init__(
-        self, molecules: Iterable[Any], parametrize: Callable[[MoleculeGraph], ParametrizedMolecule]
+        self, molecules: Any, parametrize: Callable[[MoleculeGraph], ParametrizedMolecule]
     ) -> None:
-        self._molecules = [as_molecule_graph(m) for m in molecules]
-        self._graphs = [_graph_of_molecule(m) for m in self._molecules]
-        self._signatures = [_signature(g) for g in self._graphs]
+        self._molecules: list[MoleculeGraph] = []
+        self._graphs: list[nx.Graph] = []
+        self._signatures: list[tuple[tuple[int, int], ...]] = []
         self._parametrize = parametrize
         self._cache: dict[int, str] = {}
+        self.add_molecules(molecules)
 
     @property
     def molecules(self) -> list[MoleculeGraph]:
         return list(self._molecules)
 
-    def add_molecules(self, molecules: Iterable[Any]) -> None:
-        """Make more molecules known to the generator."""
-        for m in molecules:
-            graph = as_molecule_graph(m)
+    def add_molecules(self, molecules: Any) -> None:
+        """Make more molecules known to the generator (one input, or an iterable of them).
+
+        Raises
+        ------
+        MoleculeInputError
+            A molecule cannot be read; none of ``molecules`` is added then.
+        """
+        graphs = []
+        for _name, item in iter_molecules(molecules):
+            if isinstance(item, Exception):
+                raise item
+            graphs.append(item)
+        for graph in graphs:
             self._molecules.append(graph)
             self._graphs.append(_graph_of_molecule(graph))
             self._signatures.append(_signature(self._graphs[-1]))
