@@ -114,3 +114,33 @@ def test_nci_source_is_selected_and_capped() -> None:
     assert all(m.name.startswith("NCI-") for m in kept)
     reasons = {row["reason"].split(":")[0] for row in dropped}
     assert {"over max_per_source", "too many heavy atoms", "unsupported element"} <= reasons
+
+
+def test_resumed_build_removes_stale_temporaries_and_refuses_a_busy_work_dir(
+        tmp_path: Path) -> None:
+    from espaloma_like._io import DirectoryLock
+    from espaloma_like.exceptions import OutputLockedError
+
+    config = BuildConfig.model_validate({
+        "output": str(tmp_path / "two.h5"),
+        "sources": {"builtin": False, "smiles": ["CCO", "CC#N"], "charged_variants": False},
+        "sampling": {"n_etkdg": 2, "n_md_per_conformer": 1, "md_interval_steps": 50,
+                     "torsion_scan": False},
+        "scan_every": 0, "am1bcc": False, "split": {"held_out_fraction": 0.0}, "workers": 1,
+    })
+    with pytest.raises(BuildInterrupted):
+        build_dataset(config, progress=False, stop_after=1)
+    # what a build killed while writing a shard and a status file leaves behind
+    stale = [config.work_path / "shards" / ".0123abcd.h5.k3j4x9.tmp",
+             config.work_path / "status" / ".0123abcd.json.q1w2e3.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    with DirectoryLock(config.work_path, "dataset build"):  # a build still running
+        with pytest.raises(OutputLockedError, match="in use by another dataset build"):
+            build_dataset(config, progress=False)
+        assert all(path.exists() for path in stale)  # a live build's files are not touched
+    report = build_dataset(config, progress=False)
+    assert report["molecules_done"] == 2
+    assert not any(path.exists() for path in stale)
+    assert not list(config.work_path.rglob("*.tmp"))
+    assert len(list(read_spice_hdf5(config.output))) == 2

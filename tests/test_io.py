@@ -123,3 +123,24 @@ def test_lock_of_a_live_process_refuses_and_of_a_killed_one_is_taken_over(tmp_pa
     with DirectoryLock(tmp_path) as lock:
         assert lock.held
         assert f"pid {os.getpid()}" in (tmp_path / ".lock").read_text()
+
+
+def test_cli_output_on_a_full_disk_leaves_the_previous_xml_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xml.etree.ElementTree as ET
+
+    from espaloma_like.cli.main import main
+
+    target = tmp_path / "ethanol.xml"
+    assert main(["parametrize", "CCO", "-o", str(target)]) == 0
+    before = target.read_text()
+    ET.fromstring(before)  # a whole, parsable System
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    try:
+        code = main(["parametrize", "CCC", "-o", str(target)])
+    except OSError as err:  # whether the CLI reports it in one line is the CLI's business
+        assert err.errno == errno.ENOSPC
+    else:
+        assert code != 0
+    assert target.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ethanol.xml"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from espaloma_like._io import atomic_write_text
 from espaloma_like.exceptions import ExternalToolError
 from espaloma_like.molecule import MoleculeGraph, generate_conformers
 
@@ -132,10 +133,8 @@ def am1bcc_charges(graph: MoleculeGraph, use_cache: bool = True) -> np.ndarray:
     by_rank = np.empty_like(charges)
     by_rank[ranks] = charges
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({
+    atomic_write_text(path, json.dumps({  # a crash never leaves half a record
         "format": CACHE_FORMAT, "smiles": graph.smiles, "method": "antechamber -c bcc (sqm AM1)",
         "charges_by_rank": by_rank.tolist(),
     }))
-    tmp.replace(path)  # atomic: a crash never leaves half a record
     return charges

@@ -40,8 +40,10 @@ def vdw_table_from_forcefield(forcefield: str = SAGE) -> list[dict[str, object]]
 
 def write_vdw_table(path: Path = VDW_TABLE) -> None:
     """Regenerate ``sage_vdw.json`` from the installed openff-2.2.1.offxml."""
-    path.write_text(json.dumps({"forcefield": SAGE, "parameters": vdw_table_from_forcefield()},
-                               indent=1) + "\n")
+    from espaloma_like._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(
+        {"forcefield": SAGE, "parameters": vdw_table_from_forcefield()}, indent=1) + "\n")
 
 
 @functools.lru_cache(maxsize=4)

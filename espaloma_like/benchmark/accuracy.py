@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from espaloma_like._io import atomic_write_text
 from espaloma_like.benchmark.provenance import cpu_model, git_state
 from espaloma_like.exceptions import DataFormatError
 from espaloma_like.training.evaluate import finite_or_none as _finite_or_none  # cheap: numpy only
@@ -736,8 +737,8 @@ def run_accuracy_benchmark(
         "files": ["accuracy.json", "accuracy.md", *plots],
     }
     result = _finite_or_none(result)
-    (out / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out / "accuracy.json", json.dumps(result, indent=1) + "\n")
     from espaloma_like.benchmark.accuracy_report import markdown
 
-    (out / "accuracy.md").write_text(markdown(result, report.to_markdown()))
+    atomic_write_text(out / "accuracy.md", markdown(result, report.to_markdown()))
     return result

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from espaloma_like._io import atomic_open, atomic_write_text
+
 #: how each method is drawn: label, colour, marker
 STYLE = {
     "model": ("espaloma_like (this package)", "tab:red", "*"),
@@ -99,7 +101,8 @@ def speed_accuracy_figure(accuracy_json: str | Path, speed_json: str | Path,
     fig.tight_layout()
     output_png = Path(output_png)
     output_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output_png, dpi=120)
+    with atomic_open(output_png, "wb") as handle:
+        fig.savefig(handle, dpi=120, format="png")
     plt.close(fig)
-    output_png.with_suffix(".json").write_text(json.dumps(points, indent=2) + "\n")
+    atomic_write_text(output_png.with_suffix(".json"), json.dumps(points, indent=2) + "\n")
     return points

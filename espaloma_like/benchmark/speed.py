@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from espaloma_like._io import atomic_write_text
 from espaloma_like.benchmark.provenance import cpu_model, git_state
 
 __all__ = ["SpeedSettings", "run_speed_benchmark"]
@@ -722,9 +723,9 @@ def run_speed_benchmark(out_dir: str | Path, *, quick: bool = False, model: str 
     result["summary"] = _summary(result["md"], result["ml_potential"]["ani2x"], result["qm"]["gfn2_xtb"])
     result["machine"]["loadavg_end"] = _loadavg()
     result["wall_s"] = time.perf_counter() - t0
-    (out / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out / "speed.json", json.dumps(result, indent=1) + "\n")
     from espaloma_like.benchmark.speed_report import markdown
 
-    (out / "speed.md").write_text(markdown(result))
+    atomic_write_text(out / "speed.md", markdown(result))
     _log(progress, f"wrote {out / 'speed.json'} and {out / 'speed.md'} ({result['wall_s']:.0f} s)")
     return result

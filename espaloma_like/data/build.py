@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import traceback
 from collections import Counter
@@ -275,9 +274,9 @@ def _reason(error: str) -> str:
 
 
 def _write_atomic_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    from espaloma_like._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=1))
 
 
 def _store(result: MoleculeResult, work: Path) -> None:
@@ -348,10 +347,28 @@ def build_dataset(config: BuildConfig, progress: bool = True, stop_after: int | 
         :class:`BuildInterrupted`); used to test resuming.
     merge : bool
         Merge the shards into ``config.output`` when every molecule is done.
+
+    Raises
+    ------
+    OutputLockedError
+        Another live build is using the same work directory.
     """
+    from espaloma_like._io import DirectoryLock, remove_stale_temporaries
+
     work = config.work_path
-    for sub in ("shards", "status"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
+    # one build per work directory; a killed build's temporary shard and status files go
+    with DirectoryLock(work, "dataset build"):
+        for sub in ("shards", "status"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+            for path in remove_stale_temporaries(work / sub):
+                logger.info("removed %s, left by an interrupted build", path)
+        remove_stale_temporaries(work)
+        return _build_locked(config, progress, stop_after, merge)
+
+
+def _build_locked(config: BuildConfig, progress: bool, stop_after: int | None,
+                  merge: bool) -> dict[str, Any]:
+    work = config.work_path
     molecules, dropped = select_molecules(config)
     splits = scaffold_split([m.smiles for m in molecules], config.split)
     _write_atomic_json(work / "molecules.json", {

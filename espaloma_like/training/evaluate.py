@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from espaloma_like._io import atomic_write_text
 from espaloma_like.exceptions import DataFormatError
 from espaloma_like.training.md_stability import MDResult, MDStabilityReport, md_stability
 from espaloma_like.units import KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A, KJ_TO_KCAL
@@ -303,8 +304,8 @@ class EvaluationReport:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "report.json", out / "report.md"]
-        written[0].write_text(self.to_json() + "\n")
-        written[1].write_text(self.to_markdown())
+        atomic_write_text(written[0], self.to_json() + "\n")
+        atomic_write_text(written[1], self.to_markdown())
         if plots:
             written += write_parity_plots(self, out)
         return written
