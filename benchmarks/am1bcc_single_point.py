@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from espaloma_like._io import atomic_write_text
+
 MOLECULES = ["CCO", "CC(=O)[O-]", "C[NH3+]", "CC(=O)NC", "c1ccccc1O", "CS(=O)(=O)N", "ClCC#N",
              "CC(=O)Nc1ccc(O)cc1", "CC(C)Cc1ccc(cc1)[C@H](C)C(=O)O", "COP(=O)([O-])OC"]
 
@@ -53,7 +55,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
     lines = ["# AM1-BCC: single point at a Sage minimum vs antechamber's AM1 optimization", "",
              f"`{summary['command']}`, {summary['date']}; same starting geometry (a Sage minimum).",
              "", "| molecule | optimized (s) | single point (s) | RMS difference (e) | max (e) |",
@@ -64,7 +66,7 @@ def main() -> None:
                      f"{r['max_difference_e']:.4f} |")
     lines += ["", f"Median speed-up {summary['median_speedup']:.0f}x; RMS difference median "
               f"{summary['median_rms_difference_e']:.4f} e, largest {summary['max_rms_difference_e']:.4f} e."]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

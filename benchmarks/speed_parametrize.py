@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from espaloma_like._io import atomic_write_text
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "speed_parametrize"
 
@@ -857,8 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
-    json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    md_path.write_text(markdown(results, command))
+    atomic_write_text(json_path, json.dumps(results, indent=1, default=str) + "\n")
+    atomic_write_text(md_path, markdown(results, command))
     log(f"wrote {json_path} and {md_path} "
         f"({results['benchmark_wall_s']:.0f} s)")
     return 0

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from espaloma_like._io import atomic_write_text
+
 
 def held_out(smiles: str, fraction: float = 0.2) -> bool:
     digest = hashlib.sha256(smiles.encode()).digest()
@@ -94,7 +96,7 @@ def main() -> None:
         "held_out_untrained": valence_energy_comparison(untrained, graphs_test, seed=1),
     }
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(Path(args.report), json.dumps(report, indent=2) + "\n")
     save_checkpoint(result.model, args.checkpoint, metadata={
         "name": Path(args.checkpoint).stem,
         "description": "fitted to OpenFF Sage 2.2.1 parameters (MMFF94 charges); not QM-trained",

@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from espaloma_like._io import atomic_write_text
+
 PROSE = """# Datasheet: espaloma_like GFN2-xTB dataset
 
 **File**: `{file}` (SPICE HDF5 layout: one group per molecule with mapped `smiles`,
@@ -101,8 +103,8 @@ def main() -> None:
         report_path = Path(str(path) + ".report.json")
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report_text = "\n".join(f"* {k.replace('_', ' ')}: {v}" for k, v in report.items()) or "(none)"
-    Path("data/DATASHEET.md").write_text(
-        PROSE.format(file=path, counts=info_markdown(info), report=report_text))
+    atomic_write_text(
+        Path("data/DATASHEET.md"), PROSE.format(file=path, counts=info_markdown(info), report=report_text))
     print(f"wrote data/DATASHEET.md ({info['molecules']} molecules, {info['conformations']} conformations)")
 
 

@@ -16,6 +16,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from espaloma_like._io import atomic_write_text
+
 
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -57,7 +59,8 @@ def main() -> None:
         report = json.loads(Path(args.report).read_text())
         info["evaluation_summary"] = report.get("overall", report.get("metrics"))
     save_checkpoint(model, MODELS_DIR / f"{args.name}.pt", metadata=info)
-    (MODELS_DIR / f"{args.name}.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    atomic_write_text(MODELS_DIR / f"{args.name}.json",
+                      json.dumps(info, indent=2, default=str) + "\n")
     print(f"shipped {MODELS_DIR / args.name}.pt")
 
 
