@@ -170,3 +170,21 @@ def test_model_path_does_not_import_openff() -> None:
             "print(any(m.startswith('openff') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("smiles", ["CN(C)C(=N)N=C(N)N", "C[NH+]1CCC[C@H]1c1cccnc1"])
+def test_sage_and_gaff_accept_stereo_that_is_not_real(  # type: ignore[no-untyped-def]
+        smiles: str, tmp_path, monkeypatch) -> None:
+    """Metformin's C=NH and protonated nicotine's [NH+] need no stereo for AM1-BCC's conformer
+    (both baselines refused them with UndefinedStereoError)."""
+    from espaloma_like.baselines import gaff, sage
+
+    monkeypatch.setenv("ESPALOMA_LIKE_CACHE_DIR", str(tmp_path))
+    graph = from_smiles(smiles)
+    with_sage = sage(smiles)
+    assert with_sage.molecule.n_atoms == graph.n_atoms
+    assert with_sage.charges.sum() == pytest.approx(graph.total_charge, abs=1e-9)
+    with_gaff = gaff(smiles)  # AM1-BCC from the cache the Sage call filled
+    assert np.allclose(with_gaff.charges, with_sage.charges, atol=1e-5)  # prmtop rounding
+    assert with_gaff.to_openmm_system().getNumParticles() == graph.n_atoms
