@@ -379,13 +379,11 @@ def _read_text(path: Path) -> str:
         raise MoleculeFileError(f"{path} is a binary file, not a {path.suffix} text file")
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        try:
-            text = data.decode("latin-1")  # names in old SDF files; atoms and bonds are ASCII
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-            raise MoleculeFileError(f"{path} is not a text file") from err
-        if sum(not (c.isprintable() or c.isspace()) for c in text) > len(text) // 100:
-            raise MoleculeFileError(f"{path} is a binary file, not a {path.suffix} text file") from err
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # names in old SDF files; atoms and bonds are ASCII
+    # control characters other than whitespace: a binary file (a stray one in a name is allowed)
+    if sum(not (c.isprintable() or c.isspace()) for c in text) > len(text) // 100:
+        raise MoleculeFileError(f"{path} is a binary file, not a {path.suffix} text file")
     if not text.strip():
         raise MoleculeFileError(f"no molecules in {path}: the file is empty")
     return text
@@ -422,7 +420,7 @@ def _structure_records(path: Path, text: str) -> list[tuple[str, Chem.Mol | None
 
     if path.suffix.lower() == ".mol2":
         starts = [m.start() for m in re.finditer(r"^@<TRIPOS>MOLECULE", text, flags=re.M)]
-        blocks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+        blocks = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=False)]
         parse: Any = Chem.MolFromMol2Block
     else:
         # "$$$$" ends a record; a single MOL block may omit it

@@ -322,6 +322,8 @@ def test_isotopes_keep_their_mass() -> None:
         (b"\x89PNG\r\n\x1a\n" + bytes(200), ".sdf", "binary"),
         (b"ATOM      1  C   LIG A   1       0.000   0.000   0.000\n", ".pdb", "unsupported"),
         (b"# only a comment\n", ".smi", "no molecules"),
+        (b"text without a TRIPOS record\n", ".mol2", "no molecules"),  # found by the fuzz test
+        (b"\x01", ".mol2", "binary"),
     ],
 )
 def test_unreadable_files_get_a_clear_error(tmp_path: Path, content: bytes, suffix: str,
