@@ -33,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from espaloma_like.data.sampling import SamplingConfig
 from espaloma_like.data.sources import MoleculeSource
+from espaloma_like.data.split import scaffold_of
+from espaloma_like.data.split import stable_fraction as _stable_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -117,20 +119,6 @@ def load_build_config(path: str | Path) -> BuildConfig:
 def molecule_key(smiles: str) -> str:
     """Stable file-name key of a molecule."""
     return hashlib.sha1(smiles.encode()).hexdigest()[:16]
-
-
-def _stable_fraction(text: str) -> float:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") / 2**64
-
-
-def scaffold_of(smiles: str) -> str:
-    """Bemis-Murcko scaffold; acyclic molecules are their own cluster (their SMILES)."""
-    from rdkit import Chem
-    from rdkit.Chem.Scaffolds import MurckoScaffold
-
-    mol = Chem.MolFromSmiles(smiles)
-    scaffold = MurckoScaffold.MurckoScaffoldSmiles(mol=mol) if mol is not None else ""
-    return scaffold or f"acyclic:{smiles}"
 
 
 def scaffold_split(smiles: Sequence[str], config: SplitConfig) -> list[str]:
