@@ -14,10 +14,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DataFile(_Strict):
+    """One training file (or directory) with its own loss weights: multi-fidelity training.
+
+    ``path`` is a SPICE-format HDF5 file, or OpenFF industry-benchmark SDF files (a directory of
+    ``qm-*.sdf.xz`` or one such file: DFT minima, whose forces are the zero-gradient target).
+    """
+
+    path: str
+    #: multiplies ``loss.energy_weight`` for this file's molecules
+    energy_weight: float = Field(default=1.0, ge=0.0)
+    #: multiplies ``loss.force_weight``; for minima the target force is zero, so this weighs how
+    #: close to a stationary point the geometry must be in the model
+    force_weight: float = Field(default=1.0, ge=0.0)
+    #: relative chance of a molecule of this file to be drawn into a batch (per molecule)
+    sampling_weight: float = Field(default=1.0, gt=0.0)
+
+
 class DataConfig(_Strict):
     """Which QM data, and how it is batched."""
 
-    train_files: tuple[str, ...]
+    #: file paths (weights 1), or :class:`DataFile` entries with per-file weights
+    train_files: tuple[str | DataFile, ...]
+    #: select the best model on these subsets of the validation split only (e.g.
+    #: ``[openff_industry]``: the DFT molecules); empty selects on every validation molecule
+    validation_subsets: tuple[str, ...] = ()
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     max_conformations_per_molecule: int | None = None
     #: conformations further above their molecule's minimum, or with a larger force component,
@@ -26,6 +47,11 @@ class DataConfig(_Strict):
     max_force_kcal_per_a: float | None = 300.0
     conformations_per_molecule: int = Field(default=16, ge=2)
     batch_molecules: int = Field(default=32, ge=1)
+
+    @property
+    def files(self) -> tuple[DataFile, ...]:
+        """Every training file as a :class:`DataFile` (plain paths get weights 1)."""
+        return tuple(f if isinstance(f, DataFile) else DataFile(path=f) for f in self.train_files)
 
 
 class LossConfig(_Strict):

@@ -7,16 +7,17 @@ validation set is carved from the rest by a stable hash of the SMILES.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from espaloma_like.data.split import stable_fraction
 from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.nn.batch import PreparedMolecule, prepare_molecule
 from espaloma_like.nn.model import ModelConfig
+from espaloma_like.training.config import DataFile
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class TrainingMolecule:
     name, subset, split : str
     kinds : tuple of str
         Origin of each conformation ("etkdg", "md500K", "scan:...") when recorded.
+    energy_weight, force_weight : float
+        Multipliers of the loss's energy and force weights for this molecule (per source file:
+        multi-fidelity training).
+    sampling_weight : float
+        Relative chance of being drawn into a batch.
     """
 
     prepared: PreparedMolecule
@@ -48,6 +54,9 @@ class TrainingMolecule:
     subset: str
     split: str
     kinds: tuple[str, ...] = ()
+    energy_weight: float = 1.0
+    force_weight: float = 1.0
+    sampling_weight: float = 1.0
 
     @property
     def n_conformations(self) -> int:
@@ -128,32 +137,31 @@ def lennard_jones_clashes(graph: MoleculeGraph, conformations: np.ndarray,
     return clash
 
 
-def stable_fraction(text: str, salt: str = "") -> float:
-    """A number in [0, 1) fixed by ``text`` (for reproducible splits)."""
-    return int.from_bytes(hashlib.sha256((salt + text).encode()).digest()[:8], "little") / 2**64
-
-
 def load_training_molecules(
-    paths: Sequence[str | Path], config: ModelConfig, max_conformations: int | None = None,
+    paths: Sequence[str | Path | DataFile], config: ModelConfig, max_conformations: int | None = None,
     seed: int = 0, skipped: list[str] | None = None,
     max_relative_energy_kcal: float | None = MAX_RELATIVE_ENERGY_KCAL,
     max_force_kcal_per_a: float | None = MAX_FORCE_KCAL_PER_A,
 ) -> list[TrainingMolecule]:
-    """Read SPICE-format files into :class:`TrainingMolecule` objects.
+    """Read QM files (any format of :func:`~espaloma_like.data.readers.read_qm_records`).
 
     Records the model cannot use (unsupported elements, several fragments, no mapped SMILES) are
     skipped and, if ``skipped`` is given, listed there with the reason. Conformations outside
     the limits of :func:`plausible_conformations` are left out (and counted in ``skipped``).
+    Optimized minima (``force_label == "zero_at_minimum"``) have no forces to check and keep
+    every conformation; a single minimum is kept too (its zero-force target still teaches).
+    A :class:`DataFile` entry's weights are carried by each of its molecules.
     """
     import json
 
+    from espaloma_like.data.readers import read_qm_records
     from espaloma_like.data.records import record_graph
-    from espaloma_like.data.spice import read_spice_hdf5
 
     rng = np.random.default_rng(seed)
     out = []
-    for path in paths:
-        for record in read_spice_hdf5(path):
+    for entry in paths:
+        source = entry if isinstance(entry, DataFile) else DataFile(path=str(entry))
+        for record in read_qm_records(source.path, skipped):
             try:
                 graph = record_graph(record)
                 prepared = prepare_molecule(graph, config.atom_features, config.bond_features)
@@ -161,15 +169,20 @@ def load_training_molecules(
                 if skipped is not None:
                     skipped.append(f"{record.name}: {type(err).__name__}: {err}")
                 continue
-            plausible = plausible_conformations(record.energies, record.forces,
-                                                max_relative_energy_kcal, max_force_kcal_per_a)
-            if max_force_kcal_per_a is not None:
-                plausible &= ~lennard_jones_clashes(graph, record.conformations, max_force_kcal_per_a)
+            minima = record.metadata.get("force_label") == "zero_at_minimum"
+            if minima:
+                plausible = np.ones(record.n_conformations, dtype=bool)
+            else:
+                plausible = plausible_conformations(record.energies, record.forces,
+                                                    max_relative_energy_kcal, max_force_kcal_per_a)
+                if max_force_kcal_per_a is not None:
+                    plausible &= ~lennard_jones_clashes(graph, record.conformations,
+                                                        max_force_kcal_per_a)
             if skipped is not None and not plausible.all():
                 skipped.append(f"{record.name}: {int((~plausible).sum())} of "
                                f"{record.n_conformations} conformations outside the energy/force limits")
             keep = np.flatnonzero(plausible)
-            if len(keep) < 2:
+            if len(keep) < (1 if minima else 2):
                 if skipped is not None:
                     skipped.append(f"{record.name}: fewer than 2 plausible conformations")
                 continue
@@ -187,6 +200,9 @@ def load_training_molecules(
                 subset=record.subset,
                 split=record.metadata.get("split", "train"),
                 kinds=tuple(kinds[i] for i in keep) if len(kinds) == record.n_conformations else (),
+                energy_weight=source.energy_weight,
+                force_weight=source.force_weight,
+                sampling_weight=source.sampling_weight,
             ))
     return out
 
@@ -194,11 +210,17 @@ def load_training_molecules(
 def split_molecules(
     molecules: Iterable[TrainingMolecule], validation_fraction: float, salt: str = "validation"
 ) -> tuple[list[TrainingMolecule], list[TrainingMolecule], list[TrainingMolecule]]:
-    """(train, validation, held_out) by molecule: the file's held-out split, then a hash split."""
+    """(train, validation, held_out) by molecule: the file's recorded split, then a hash split.
+
+    A molecule whose record says ``held_out`` or ``validation`` (a scaffold split recorded with
+    the data, e.g. the industry set's) stays there; the rest are split by a hash of the SMILES.
+    """
     train, validation, held_out = [], [], []
     for m in molecules:
         if m.split == "held_out":
             held_out.append(m)
+        elif m.split == "validation":
+            validation.append(m)
         elif stable_fraction(m.prepared.graph.smiles, salt) < validation_fraction:
             validation.append(m)
         else:

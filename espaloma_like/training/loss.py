@@ -31,7 +31,9 @@ class TrainingBatch:
     """Molecules with K conformations each, concatenated along the atom axis.
 
     ``xyz`` (K, N, 3) nm, ``energies`` (K, M) kJ/mol, ``forces`` (K, N, 3) kJ/mol/nm,
-    ``charges`` (N,) e with ``charge_mask`` (N,) marking atoms that have labels.
+    ``charges`` (N,) e with ``charge_mask`` (N,) marking atoms that have labels;
+    ``energy_weights`` and ``force_weights`` (M,) multiply the loss terms per molecule
+    (multi-fidelity data; metrics stay unweighted).
     """
 
     graph: GraphBatch
@@ -40,11 +42,14 @@ class TrainingBatch:
     forces: torch.Tensor
     charges: torch.Tensor
     charge_mask: torch.Tensor
+    energy_weights: torch.Tensor
+    force_weights: torch.Tensor
 
     def to(self, device: torch.device | str) -> TrainingBatch:
         return TrainingBatch(self.graph.to(device), self.xyz.to(device), self.energies.to(device),
                              self.forces.to(device), self.charges.to(device),
-                             self.charge_mask.to(device))
+                             self.charge_mask.to(device), self.energy_weights.to(device),
+                             self.force_weights.to(device))
 
 
 def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
@@ -70,6 +75,8 @@ def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
         forces=torch.as_tensor(np.concatenate(forces, axis=1)),
         charges=torch.as_tensor(np.concatenate(charges)),
         charge_mask=torch.as_tensor(np.concatenate(mask)),
+        energy_weights=torch.tensor([m.energy_weight for m in molecules], dtype=torch.float64),
+        force_weights=torch.tensor([m.force_weight for m in molecules], dtype=torch.float64),
     )
 
 
@@ -103,25 +110,35 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     # data-parallel ranks (equal molecule counts) averages to the loss of the whole batch
     m, n_mol = graph.atom_molecule, graph.n_molecules
 
-    def per_molecule_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def per_molecule_mean(values: torch.Tensor, mask: torch.Tensor | None = None,
+                          molecule_weights: torch.Tensor | None = None) -> torch.Tensor:
         weights = torch.ones_like(values) if mask is None else mask.to(values.dtype)
         sums = values.new_zeros(n_mol).index_add_(0, m, values * weights)
         counts = values.new_zeros(n_mol).index_add_(0, m, weights)
         has = counts > 0
-        return (sums[has] / counts[has]).mean() if bool(has.any()) else values.new_zeros(())
+        if not bool(has.any()):
+            return values.new_zeros(())
+        means = sums[has] / counts[has]
+        if molecule_weights is not None:
+            means = means * molecule_weights[has]
+        return means.mean()
 
     reference = batch.energies.to(torch.float64)
     energy_error = (energy - energy.mean(0)) - (reference - reference.mean(0))
     force_error = forces - batch.forces.to(torch.float64)
-    energy_mse = (energy_error / ENERGY_UNIT).pow(2).mean()
-    force_mse = per_molecule_mean((force_error / FORCE_UNIT).pow(2).sum(-1).mean(0) / 3.0)
+    energy_se = (energy_error / ENERGY_UNIT).pow(2)  # (K, M)
+    atom_force_se = (force_error / FORCE_UNIT).pow(2).sum(-1).mean(0) / 3.0  # (N,)
+    energy_mse = energy_se.mean()
+    force_mse = per_molecule_mean(atom_force_se)
+    weighted_energy = (energy_se * batch.energy_weights.to(energy_se)).mean()
+    weighted_force = per_molecule_mean(atom_force_se, molecule_weights=batch.force_weights)
     mask = batch.charge_mask
     charge_error = predicted.charges.to(torch.float64) - batch.charges.to(torch.float64)
     charge_mse = per_molecule_mean((charge_error / CHARGE_UNIT).pow(2), mask)
     network = model.module if hasattr(model, "module") else model
     stats: HeadStatistics = network.config.heads  # type: ignore[union-attr,assignment]
     scaled_k = predicted.proper_k.to(torch.float64) / stats.proper_k
-    loss = (config.energy_weight * energy_mse + config.force_weight * force_mse
+    loss = (config.energy_weight * weighted_energy + config.force_weight * weighted_force
             + config.charge_weight * charge_mse
             + config.torsion_l2 * scaled_k.pow(2).sum() / n_mol
             + config.torsion_l1 * scaled_k.abs().sum() / n_mol)

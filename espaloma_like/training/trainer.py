@@ -163,13 +163,15 @@ class Trainer:
         if train is None:
             skipped: list[str] = []
             molecules = load_training_molecules(
-                config.data.train_files, self.model.config,
+                config.data.files, self.model.config,
                 config.data.max_conformations_per_molecule, seed=config.seed, skipped=skipped,
                 max_relative_energy_kcal=config.data.max_relative_energy_kcal,
                 max_force_kcal_per_a=config.data.max_force_kcal_per_a)
             for line in skipped:
                 logger.warning("skipped %s", line)
             train, validation, _held_out = split_molecules(molecules, config.data.validation_fraction)
+            if config.data.validation_subsets:
+                validation = [m for m in validation if m.subset in config.data.validation_subsets]
         self.train_set = list(train)
         self.validation_set = list(validation or [])
         if not self.train_set:
@@ -247,7 +249,10 @@ class Trainer:
     # ---------------------------------------------------------------- steps
     def _global_batch(self) -> list[TrainingMolecule]:
         size = min(self.config.data.batch_molecules, len(self.train_set))
-        chosen = self.rng.choice(len(self.train_set), size=size, replace=False)
+        weights = np.array([m.sampling_weight for m in self.train_set])
+        # equal weights keep the plain draw (and with it the exact history of earlier runs)
+        p = None if np.all(weights == weights[0]) else weights / weights.sum()
+        chosen = self.rng.choice(len(self.train_set), size=size, replace=False, p=p)
         return [self.train_set[i] for i in chosen]
 
     def train_step(self) -> dict[str, float]:
