@@ -168,3 +168,14 @@ def test_loss_weights_scale_each_molecule_term(industry_dir: Path) -> None:
     assert loss_of(3.0, 1.0, energy_only) == pytest.approx(3.0 * loss_of(1.0, 1.0, energy_only))
     assert loss_of(1.0, 2.5, force_only) == pytest.approx(2.5 * loss_of(1.0, 1.0, force_only))
     assert loss_of(1.0, 1.0, force_only) > 0.0  # zero-force target: residual MM forces count
+
+
+def test_data_info_reads_industry_files(industry_dir: Path) -> None:
+    from espaloma_like.data.build import dataset_info, info_markdown
+
+    info = dataset_info(industry_dir)
+    assert info["molecules"] == 2 and info["conformations"] == 4
+    assert info["skipped_records"] == 3
+    assert info["molecules_by_element"] == {"C": 2, "H": 2, "O": 2}
+    assert info["level_of_theory"] == {"B3LYP-D3BJ/DZVP": 2}
+    assert "skipped" in info_markdown(info)

@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--workers", type=int, default=None, help="override the config's workers")
     build.add_argument("--scheduler", default=None, help="Dask scheduler address (many machines)")
     build.add_argument("--no-merge", action="store_true", help="leave the shards, do not merge")
-    info = sub.add_parser("info", help="summary of a SPICE-format HDF5 file")
-    info.add_argument("file")
+    info = sub.add_parser("info", help="summary of a QM data file (SPICE HDF5, industry SDF)")
+    info.add_argument("file", help="SPICE-format .h5, or OpenFF industry qm-*.sdf.xz file(s) or their directory")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.add_argument("--markdown", action="store_true", help="print a markdown table")
 
@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     from espaloma_like.data.build import dataset_info, info_markdown
 
-    if not Path(args.file).is_file():
-        raise DataFormatError(f"no such dataset file: {args.file}")
+    if not Path(args.file).exists():
+        raise DataFormatError(f"no such dataset file or directory: {args.file}")
     info = dataset_info(args.file)
     if args.json:
         print(json.dumps(info, indent=2))

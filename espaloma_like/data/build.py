@@ -444,9 +444,14 @@ def summarize_build(config: BuildConfig, molecules: Sequence[MoleculeSource],
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:
-    """Counts computed from a SPICE-format file: molecules, conformations, elements, charges."""
-    from espaloma_like.data.spice import read_spice_hdf5
-    from espaloma_like.molecule import SUPPORTED_ELEMENTS
+    """Counts computed from a QM data file: molecules, conformations, elements, charges.
+
+    Any format of :func:`~espaloma_like.data.readers.read_qm_records` (SPICE-format HDF5, OpenFF
+    industry SDF files or their directory); records a reader skipped are counted.
+    """
+    from rdkit import Chem
+
+    from espaloma_like.data.readers import read_qm_records
 
     elements: Counter[str] = Counter()
     charges: Counter[int] = Counter()
@@ -456,11 +461,13 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
     levels: Counter[str] = Counter()
     n_mol = n_conf = n_scanned = n_charged_labels = 0
     heavy = []
-    for record in read_spice_hdf5(path):
+    skipped: list[str] = []
+    table = Chem.GetPeriodicTable()
+    for record in read_qm_records(path, skipped):
         n_mol += 1
         n_conf += record.n_conformations
         for z in set(record.atomic_numbers.tolist()):
-            elements[SUPPORTED_ELEMENTS.get(z, str(z))] += 1
+            elements[table.GetElementSymbol(int(z))] += 1
         charges[int(record.total_charge)] += 1
         subsets[record.subset or "-"] += 1
         splits[record.metadata.get("split", "-")] += 1
@@ -487,6 +494,7 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
         "conformations_by_kind": dict(sorted(kinds.items())),
         "heavy_atoms": {"min": min(heavy, default=0), "median": float(np.median(heavy)) if heavy else 0.0,
                         "max": max(heavy, default=0)},
+        "skipped_records": len(skipped),
     }
 
 
