@@ -1,8 +1,12 @@
-"""``espaloma-like benchmark accuracy|speed|figure``: the comparisons users choose force fields by.
+"""``espaloma-like benchmark accuracy|speed|figure|conformers``: the comparisons users choose force
+fields by.
 
     espaloma-like benchmark accuracy [--quick] [--out benchmarks/results]
     espaloma-like benchmark speed [--quick] [--out benchmarks/results]
     espaloma-like benchmark figure [--out benchmarks/results]     (from the two JSON outputs)
+    espaloma-like benchmark conformers [--split test|validation] [--model NAME_OR_PATH ...]
+        [--baseline-molecules N] [--workers N] [--max-molecules N] [--quick]
+        [--out benchmarks/results/conformers]
 
 The model, OpenFF Sage 2.2.1 and GAFF-2.11 run on the same inputs in the same run. ``--quick``
 is a small smoke-test size (minutes, used in CI) whose numbers are not for citing.
@@ -15,12 +19,14 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("which", choices=("accuracy", "speed", "figure"))
+    parser.add_argument("which", choices=("accuracy", "speed", "figure", "conformers"))
     parser.add_argument("--quick", action="store_true", help="small smoke-test size")
     parser.add_argument("--out", default=None,
                         help="output folder (default benchmarks/results, or "
                              "benchmarks/results/quick with --quick)")
-    parser.add_argument("--model", default="default", help="shipped model name or checkpoint")
+    parser.add_argument("--model", action="append", default=None,
+                        help="shipped model name or checkpoint (default: default); conformers: "
+                             "repeat it to compare several models")
     parser.add_argument("--data", default="data/espaloma_like_gfn2xtb.h5",
                         help="accuracy: SPICE-format HDF5 with a held_out split")
     parser.add_argument("--shared", default="../shared/qm-reference",
@@ -28,9 +34,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platforms", default=None,
                         help="speed: comma-separated OpenMM platforms (default: CPU, Reference and "
                              "any GPU platform present)")
+    conformers = parser.add_argument_group("conformers (OpenFF Industry Benchmark, DFT minima)")
+    conformers.add_argument("--industry", default="../shared/qm-reference/openff_industry_b3lyp",
+                            help="folder of qm-NNN.sdf.xz and openff-metrics-NNN.csv.xz")
+    conformers.add_argument("--split", default="test", choices=("test", "validation", "train"),
+                            help="industry split by scaffold (test: never for model selection)")
+    conformers.add_argument("--baselines", default="sage,gaff",
+                            help="comma-separated package baselines run on the subset ('' for none)")
+    conformers.add_argument("--baseline-molecules", type=int, default=100,
+                            help="molecules in the deterministic baseline subset (AM1-BCC is slow)")
+    conformers.add_argument("--max-molecules", type=int, default=None,
+                            help="first molecules of the split, file order (default: all)")
+    conformers.add_argument("--workers", type=int, default=None,
+                            help="processes, one molecule each (default: all cores)")
+    conformers.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _conformers(args: argparse.Namespace) -> int:
+    import os
+
+    from espaloma_like.benchmark.conformers import ConformerBenchmarkConfig, run_conformer_benchmark
+
+    default = "benchmarks/results/quick/conformers" if args.quick else "benchmarks/results/conformers"
+    out = Path(args.out or default)
+    config = ConformerBenchmarkConfig(
+        out=out, industry=Path(args.industry), split=args.split,
+        models=tuple(args.model or ("default",)),
+        baselines=tuple(b for b in args.baselines.split(",") if b.strip()),
+        baseline_molecules=args.baseline_molecules, max_molecules=args.max_molecules,
+        workers=args.workers or os.cpu_count() or 1, quick=args.quick,
+        progress=not args.no_progress)
+    run_conformer_benchmark(config)
+    print((out / "conformers.md").read_text())
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.which == "conformers":
+        return _conformers(args)
+    if args.model and len(args.model) > 1:
+        from espaloma_like.exceptions import EspalomaLikeError
+
+        raise EspalomaLikeError(f"benchmark {args.which} takes one --model")
+    args.model = args.model[0] if args.model else "default"
     out = Path(args.out or ("benchmarks/results/quick" if args.quick else "benchmarks/results"))
     if args.which == "accuracy":
         from espaloma_like.benchmark.accuracy import run_accuracy_benchmark
