@@ -129,7 +129,7 @@ class ConformerBenchmarkConfig:
     split: str = "test"
     models: tuple[str, ...] = ("default",)
     baselines: tuple[str, ...] = ("sage", "gaff")
-    baseline_molecules: int = 100
+    baseline_molecules: int = 50
     max_molecules: int | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     quick: bool = False
@@ -236,7 +236,17 @@ def _run_method(record: QMRecord, method: MethodSpec) -> dict[str, Any]:
 
 
 def _run_task(task: _Task) -> list[dict[str, Any]]:
-    return [_run_method(task.record, method) for method in task.methods]
+    """All methods on one molecule; warnings (e.g. out of the model's domain) kept per entry."""
+    import warnings
+
+    entries = []
+    for method in task.methods:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            entry = _run_method(task.record, method)
+        entry["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+        entries.append(entry)
+    return entries
 
 
 # --------------------------------------------------------------------------------------------

@@ -98,8 +98,15 @@ def build_report(records: Sequence[QMRecord], specs: Sequence[MethodSpec],
                  published: Mapping[str, Mapping[str, Mapping[str, float | None]]],
                  subset: set[str], settings: dict[str, Any],
                  provenance: dict[str, Any]) -> dict[str, Any]:
-    """The JSON document: settings, per-record rows, comparisons, failures and timing."""
+    """The JSON document: settings, headline ``summary``, per-record rows, comparisons, timing.
+
+    ``summary[comparison]`` holds the overall statistics per method of each comparison
+    (``all``, ``published``, ``baseline_subset``); ``comparisons`` adds the breakdowns by size
+    and charge; ``records`` has one row per QM conformer with its QCArchive record id and
+    every method's metrics.
+    """
     from espaloma_like.benchmark.conformers import heavy_atom_count
+    from espaloma_like.units import KJ_TO_KCAL
 
     models = [s.label for s in specs if s.kind == "model"]
     baselines = [s.label for s in specs if s.kind != "model"]
@@ -133,7 +140,7 @@ def build_report(records: Sequence[QMRecord], specs: Sequence[MethodSpec],
                          "source": record.metadata.get("source", ""),
                          "heavy_atoms": heavy_atom_count(record),
                          "charge": int(record.total_charge),
-                         "qm_energy": float(record.energies[index]) / 4.184,
+                         "qm_energy": float(record.energies[index]) * KJ_TO_KCAL,
                          "baseline_subset": record.name in subset,
                          "methods": per_record[record_id]})
     pub = list(published)
@@ -158,7 +165,12 @@ def build_report(records: Sequence[QMRecord], specs: Sequence[MethodSpec],
                       "angle_rmsd": "degrees", "dihedral_rmsd": "degrees",
                       "improper_rmsd": "degrees", "mm_energy": "kcal/mol",
                       "qm_energy": "kcal/mol"},
-            "n_molecules": len(records), "comparisons": comparisons, "timing": timing,
+            "n_molecules": len(records),
+            "summary": {key: {"n_records": block["overall"]["n_records"],
+                              "n_molecules": block["overall"]["n_molecules"],
+                              **block["overall"]["methods"]}
+                        for key, block in comparisons.items()},
+            "comparisons": comparisons, "timing": timing,
             "failures": failures, "records": rows}
 
 

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help="industry split by scaffold (test: never for model selection)")
     conformers.add_argument("--baselines", default="sage,gaff",
                             help="comma-separated package baselines run on the subset ('' for none)")
-    conformers.add_argument("--baseline-molecules", type=int, default=100,
-                            help="molecules in the deterministic baseline subset (AM1-BCC is slow)")
+    conformers.add_argument("--baseline-molecules", type=int, default=50,
+                            help="molecules in the deterministic baseline subset (AM1-BCC, cached "
+                                 "on disk: ~1-3 min per drug-sized molecule the first time)")
     conformers.add_argument("--max-molecules", type=int, default=None,
                             help="first molecules of the split, file order (default: all)")
     conformers.add_argument("--workers", type=int, default=None,
