@@ -2,7 +2,8 @@
 
 The top-level API is small and imported lazily, so ``import espaloma_like`` is cheap:
 
-* :func:`parametrize`, :func:`parametrize_many`, :func:`load_model`, :class:`TemplateGenerator`;
+* :func:`parametrize`, :func:`parametrize_many`, :func:`load_model`, :class:`TemplateGenerator`,
+  :class:`SystemGenerator`;
 * :mod:`espaloma_like.baselines` (``sage``, ``gaff``), :mod:`espaloma_like.mm` (torch energies).
 """
 
@@ -18,13 +19,20 @@ _LAZY = {
     "parametrize_many": "espaloma_like.api",
     "load_model": "espaloma_like.api",
     "TemplateGenerator": "espaloma_like.api",
+    "SystemGenerator": "espaloma_like.export.system_generator",
     "MoleculeGraph": "espaloma_like.molecule",
     "ParameterSet": "espaloma_like.parameters",
     "ParametrizedMolecule": "espaloma_like.parametrized",
+    "OutOfDomainWarning": "espaloma_like.domain",
+    "ApplicabilityDomain": "espaloma_like.domain",
 }
-_SUBMODULES = {"baselines", "mm", "molecule", "terms", "parameters", "export", "exceptions", "units"}
+_SUBMODULES = {"baselines", "mm", "molecule", "terms", "parameters", "export", "exceptions", "units",
+               "domain"}
 
-__all__ = ["TemplateGenerator", "__version__", "load_model", "parametrize", "parametrize_many"]
+__all__ = [
+    "SystemGenerator", "TemplateGenerator", "__version__", "load_model", "parametrize",
+    "parametrize_many",
+]
 
 
 def __getattr__(name: str) -> Any:

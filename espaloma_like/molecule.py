@@ -320,6 +320,9 @@ def from_rdkit(mol: Chem.Mol, name: str = "", hydrogens_are_explicit: bool = Fal
     from rdkit import Chem
 
     mol = Chem.Mol(mol)
+    for atom in mol.GetAtoms():  # SanitizeMol clears computed props: keep Gasteiger charges
+        if atom.HasProp("_GasteigerCharge") and not atom.HasProp("PartialCharge"):
+            atom.SetDoubleProp("PartialCharge", float(atom.GetProp("_GasteigerCharge")))
     try:
         Chem.SanitizeMol(mol)
     except Exception as err:  # RDKit raises several exception types here
@@ -429,8 +432,27 @@ def _structure_records(path: Path, text: str) -> list[tuple[str, Chem.Mol | None
     records = []
     for index, block in enumerate(blocks):
         mol, why = _parse_block(block, parse)
+        if mol is not None and parse is Chem.MolFromMolBlock:
+            _read_sd_fields(mol, block)
         records.append((f"{path.name}#{index}", mol, why))
     return records
+
+
+def _read_sd_fields(mol: Chem.Mol, block: str) -> None:
+    """Copy an SD record's data fields onto ``mol`` (as ``SDMolSupplier`` does), with
+    ``atom.dprop.<name>`` lists (OpenFF / RDKit partial charges) onto the atoms."""
+    for match in re.finditer(r"^>[^<\n]*<([^>\n]+)>[^\n]*\n(.*?)(?=^\s*$|\Z)", block,
+                             flags=re.M | re.S):
+        name, value = match.group(1), match.group(2).strip()
+        mol.SetProp(name, value)
+        values = value.split()
+        if name.startswith("atom.dprop.") and len(values) == mol.GetNumAtoms():
+            try:
+                numbers = [float(v) for v in values]
+            except ValueError:
+                continue
+            for atom, number in zip(mol.GetAtoms(), numbers, strict=True):
+                atom.SetDoubleProp(name.removeprefix("atom.dprop."), number)
 
 
 def _smiles_records(path: Path, text: str) -> Iterator[tuple[str, MoleculeGraph | MoleculeInputError]]:

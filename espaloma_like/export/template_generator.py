@@ -4,12 +4,20 @@
 ``generator(forcefield, residue)`` for every residue no loaded template matches. The generator
 recognises the residue by its element-labelled bond graph, parametrizes that molecule (once),
 loads its ffxml into the ForceField, and returns True; for any other residue it returns False and
-touches nothing.
+touches nothing. Both outcomes are logged (``logging``, logger ``espaloma_like.export.
+template_generator``, level INFO).
+
+The ffxml is adapted to the force field it is loaded into (CHARMM's 1-4 scales and
+``LennardJonesForce``: :mod:`espaloma_like.export.host_forcefield`). A force field that has its
+own template for the molecule (CHARMM ships paracetamol, for one) matches it before any
+generator is asked: :meth:`MoleculeTemplateGenerator.residue_templates` gives the
+``residueTemplates`` argument of ``createSystem`` that makes the model's template win.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +27,10 @@ if TYPE_CHECKING:
     import networkx as nx
     import openmm.app
 
+    from espaloma_like.export.template_cache import TemplateCache
     from espaloma_like.parametrized import ParametrizedMolecule
+
+logger = logging.getLogger(__name__)
 
 
 def _graph_of_molecule(graph: MoleculeGraph) -> nx.Graph:
@@ -51,6 +62,17 @@ def _signature(g: nx.Graph) -> tuple[tuple[int, int], ...]:
     return tuple(sorted((d["element"], g.degree[n]) for n, d in g.nodes(data=True)))
 
 
+def _residue_label(residue: Any) -> str:
+    return f"{residue.name} {getattr(residue, 'id', '')} ({len(list(residue.atoms()))} atoms)"
+
+
+def _template_name(ffxml: str) -> str:
+    import xml.etree.ElementTree as ET
+
+    residue = ET.fromstring(ffxml).find("Residues/Residue")
+    return residue.get("name", "") if residue is not None else ""
+
+
 class MoleculeTemplateGenerator:
     """Template generator for a fixed set of molecules and a parametrization function.
 
@@ -62,16 +84,26 @@ class MoleculeTemplateGenerator:
         contributes all its records.
     parametrize : callable
         ``MoleculeGraph -> ParametrizedMolecule``; called lazily, once per molecule matched.
+    cache : TemplateCache, optional
+        Templates on disk: read before parametrizing, written after.
+    cache_key : callable, optional
+        ``MoleculeGraph -> str``, the cache key of a molecule (required with ``cache``).
     """
 
     def __init__(
-        self, molecules: Any, parametrize: Callable[[MoleculeGraph], ParametrizedMolecule]
+        self, molecules: Any, parametrize: Callable[[MoleculeGraph], ParametrizedMolecule],
+        cache: TemplateCache | None = None,
+        cache_key: Callable[[MoleculeGraph], str] | None = None,
     ) -> None:
+        if cache is not None and cache_key is None:
+            raise ValueError("a template cache needs a cache_key function")
         self._molecules: list[MoleculeGraph] = []
         self._graphs: list[nx.Graph] = []
         self._signatures: list[tuple[tuple[int, int], ...]] = []
         self._parametrize = parametrize
-        self._cache: dict[int, str] = {}
+        self._ffxml: dict[int, str] = {}
+        self._disk = cache
+        self._cache_key = cache_key
         self.add_molecules(molecules)
 
     @property
@@ -97,27 +129,75 @@ class MoleculeTemplateGenerator:
             self._signatures.append(_signature(self._graphs[-1]))
 
     def forcefield_xml(self, index: int) -> str:
-        """The ffxml of molecule ``index`` (parametrized on first use)."""
-        if index not in self._cache:
-            self._cache[index] = self._parametrize(self._molecules[index]).to_forcefield_xml()
-        return self._cache[index]
+        """The ffxml of molecule ``index``: from memory, the disk cache, or parametrized now."""
+        if index in self._ffxml:
+            return self._ffxml[index]
+        graph = self._molecules[index]
+        key = self._cache_key(graph) if self._cache_key is not None else ""
+        ffxml = self._disk.get(key) if self._disk is not None else None
+        if ffxml is not None:
+            logger.info("template of %s read from cache %s", graph.name, self._disk.path)  # type: ignore[union-attr]
+        else:
+            ffxml = self._parametrize(graph).to_forcefield_xml()
+            if self._disk is not None:
+                self._disk.put(key, ffxml, smiles=graph.mapped_smiles, name=graph.name)
+                logger.info("template of %s written to cache %s", graph.name, self._disk.path)
+        self._ffxml[index] = ffxml
+        return ffxml
 
-    def generator(self, forcefield: openmm.app.ForceField, residue: Any) -> bool:
-        """OpenMM template-generator hook: load a template for ``residue`` if it is ours."""
+    def match(self, residue: Any) -> int | None:
+        """Index of the known molecule whose bond graph is the residue's, or None."""
         import networkx as nx
 
+        if len(residue) not in {len(s) for s in self._signatures}:
+            return None  # cheap test first: waters and ions of a solvated system
         g = _graph_of_residue(residue)
         if g is None:
-            return False
+            return None
         signature = _signature(g)
         for index, (candidate, known) in enumerate(
             zip(self._graphs, self._signatures, strict=True)
         ):
-            if known != signature:
-                continue
-            if nx.is_isomorphic(
+            if known == signature and nx.is_isomorphic(
                 g, candidate, node_match=lambda a, b: a["element"] == b["element"]
             ):
-                forcefield.loadFile(io.StringIO(self.forcefield_xml(index)))
-                return True
-        return False
+                return index
+        return None
+
+    def load(self, forcefield: openmm.app.ForceField, index: int) -> str:
+        """Load the template of molecule ``index`` into ``forcefield`` (once), adapted to its
+        nonbonded conventions; its template name."""
+        from espaloma_like.export.host_forcefield import HostNonbonded, adapt_to_host
+
+        ffxml = self.forcefield_xml(index)
+        name = _template_name(ffxml)
+        if name not in getattr(forcefield, "_templates", {}):
+            forcefield.loadFile(io.StringIO(adapt_to_host(ffxml, HostNonbonded.of(forcefield))))
+        return name
+
+    def generator(self, forcefield: openmm.app.ForceField, residue: Any) -> bool:
+        """OpenMM template-generator hook: load a template for ``residue`` if it is ours."""
+        index = self.match(residue)
+        if index is None:
+            logger.info("declined residue %s: not one of the %d known molecule(s)",
+                        _residue_label(residue), len(self._molecules))
+            return False
+        name = self.load(forcefield, index)
+        logger.info("matched residue %s to %s; loaded template %r",
+                    _residue_label(residue), self._molecules[index].name, name)
+        return True
+
+    def residue_templates(self, forcefield: openmm.app.ForceField,
+                          topology: openmm.app.Topology) -> dict[Any, str]:
+        """``{residue: template name}`` for every residue of ``topology`` that is a known
+        molecule, with the templates loaded into ``forcefield``: pass it as
+        ``createSystem(..., residueTemplates=...)`` so that the model's templates are used even
+        where the force field has its own template for the molecule."""
+        chosen: dict[Any, str] = {}
+        for residue in topology.residues():
+            index = self.match(residue)
+            if index is not None:
+                chosen[residue] = self.load(forcefield, index)
+                logger.info("residue %s will use the model's template %r",
+                            _residue_label(residue), chosen[residue])
+        return chosen
