@@ -1,4 +1,4 @@
-"""``espaloma-like parametrize``: molecules in, OpenMM XML out.
+"""``espaloma-like parametrize``: molecules in, OpenMM XML (or GROMACS / Amber files) out.
 
 Inputs: one SMILES (or mapped SMILES), a text file of SMILES (``.smi``, ``.smiles``, ``.txt``,
 ``.csv``: one per line, an optional name after whitespace or a comma), or an SDF/mol2 file with
@@ -7,6 +7,13 @@ directory as ``<index>_<name>_<hash>.xml``, the hash taken from the canonical SM
 different molecules never share a file name. An existing output file is never replaced without
 ``--overwrite``. A molecule that fails is reported with its error and the others are still
 written; the exit status is then 1.
+
+``--format gromacs`` writes a ``.top`` and a ``.gro``, ``--format amber`` a ``.prmtop`` and an
+``.inpcrd`` (through ParmEd), with the molecule's coordinates or a generated conformer: ``-o
+out/mol.top`` (or ``out/mol``) names the pair ``out/mol.top`` + ``out/mol.gro``.
+
+A molecule outside the model's applicability domain is still written; one line on stderr says
+why (and the XML's provenance records it).
 """
 
 from __future__ import annotations
@@ -22,14 +29,19 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("model", "sage", "gaff")
+FORMATS = ("system", "forcefield", "gromacs", "amber")
+#: file suffixes written by each format (the first names the output)
+SUFFIXES = {"system": (".xml",), "forcefield": (".xml",), "gromacs": (".top", ".gro"),
+            "amber": (".prmtop", ".inpcrd")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="SMILES, mapped SMILES, a .smi/.txt list, or an SDF/mol2 file")
     parser.add_argument("-o", "--output", required=True,
                         help="output XML file (one molecule) or directory (several)")
-    parser.add_argument("--format", choices=("system", "forcefield"), default="system",
-                        help="serialized openmm.System or OpenMM ForceField XML (default: system)")
+    parser.add_argument("--format", choices=FORMATS, default="system",
+                        help="serialized openmm.System or OpenMM ForceField XML (default: "
+                             "system), or GROMACS .top+.gro / Amber .prmtop+.inpcrd files")
     parser.add_argument("--method", choices=METHODS, default="model",
                         help="the shipped GNN model (default), or a baseline with AM1-BCC charges")
     parser.add_argument("--model", default=None, help="model name or checkpoint path (--method model)")
@@ -54,7 +66,17 @@ def _method(args: argparse.Namespace) -> Callable[[Any], Any]:
 
     torch.set_num_threads(max(1, args.threads))
     model = load_model(args.model)
-    return lambda molecule: parametrize(molecule, model=model)
+
+    def run_model(molecule: Any) -> Any:
+        import warnings
+
+        from espaloma_like.domain import OutOfDomainWarning
+
+        with warnings.catch_warnings():  # reported as one line by _report_domain instead
+            warnings.simplefilter("ignore", OutOfDomainWarning)
+            return parametrize(molecule, model=model)
+
+    return run_model
 
 
 def _safe_name(name: str) -> str:
@@ -69,6 +91,43 @@ def output_name(index: int, name: str, smiles: str) -> str:
 
 def _xml(result: Any, fmt: str) -> str:
     return str(result.to_system_xml() if fmt == "system" else result.to_forcefield_xml())
+
+
+def output_paths(target: Path, fmt: str) -> list[Path]:
+    """The files written for ``target`` in format ``fmt`` (``mol.top`` -> ``mol.top, mol.gro``)."""
+    suffixes = SUFFIXES[fmt]
+    if len(suffixes) == 1:
+        return [target]
+    stem = target.with_suffix("") if target.suffix.lower() in (*suffixes, ".xml") else target
+    return [stem.with_name(stem.name + suffix) for suffix in suffixes]
+
+
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise _exists(path)
+
+
+def write_result(result: Any, target: Path, fmt: str, overwrite: bool) -> list[Path]:
+    """Write ``result`` in format ``fmt``; returns the files written (see :func:`output_paths`)."""
+    paths = output_paths(target, fmt)
+    if fmt in ("system", "forcefield"):
+        write_output(paths[0], _xml(result, fmt), overwrite)
+        return paths
+    _refuse_existing(paths, overwrite)
+    try:
+        (result.to_gromacs if fmt == "gromacs" else result.to_amber)(*paths)
+    except OSError as err:  # name the output, not a temporary file
+        raise OSError(err.errno, err.strerror or str(err), str(paths[0])) from err
+    return paths
+
+
+def _report_domain(index: int | None, name: str, result: Any) -> None:
+    reasons = getattr(result, "domain_warnings", ())
+    if reasons:
+        label = f"molecule {index} ({name})" if index is not None else name
+        print(f"{label}: outside the model's applicability domain: {'; '.join(reasons)}",
+              file=sys.stderr)
 
 
 def _one_line(err: BaseException) -> str:
@@ -134,12 +193,13 @@ def run(args: argparse.Namespace) -> int:
                 f"-o {output} is a directory; one molecule is written to a file (e.g. -o "
                 f"{output / output_name(0, molecule.name, molecule.smiles)})"
             )
-        if output.exists() and not args.overwrite:
-            raise _exists(output)
+        _refuse_existing(output_paths(output, args.format), args.overwrite)
         parametrize = _method(args)
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_output(output, _xml(parametrize(molecule), args.format), args.overwrite)
-        print(f"wrote {output}")
+        result = parametrize(molecule)
+        _report_domain(None, molecule.name, result)
+        written = write_result(result, output, args.format, args.overwrite)
+        print(f"wrote {' and '.join(str(path) for path in written)}")
         return 0
 
     if output.exists() and not output.is_dir():
@@ -154,9 +214,10 @@ def run(args: argparse.Namespace) -> int:
                 raise molecule
             assert isinstance(molecule, MoleculeGraph)
             target = output / output_name(index, name, molecule.smiles)
-            if target.exists() and not args.overwrite:
-                raise _exists(target)
-            write_output(target, _xml(parametrize(molecule), args.format), args.overwrite)
+            _refuse_existing(output_paths(target, args.format), args.overwrite)
+            result = parametrize(molecule)
+            _report_domain(index, name, result)
+            write_result(result, target, args.format, args.overwrite)
         except OSError:
             raise  # a full or read-only disk stops the run (one line from main)
         except EspalomaLikeError as err:
