@@ -111,7 +111,28 @@ class TrainConfig(_Strict):
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
-    """Read a YAML training config."""
+    """Read a YAML training config.
+
+    ``init_from`` is a shipped model name or a checkpoint path; a relative path is taken
+    relative to the config file's directory when a file is there, else relative to the current
+    directory (how the recipes in ``training/``, run from the repository root, name
+    ``runs/default/best.pt``). The resolved path is kept as written when both agree.
+    """
     import yaml
 
-    return TrainConfig.model_validate(yaml.safe_load(Path(path).read_text()))
+    path = Path(path)
+    config = TrainConfig.model_validate(yaml.safe_load(path.read_text()))
+    if config.init_from:
+        config = config.model_copy(update={"init_from": resolve_init_from(config.init_from, path)})
+    return config
+
+
+def resolve_init_from(init_from: str, config_path: str | Path) -> str:
+    """``init_from`` of the config at ``config_path``, resolved (see :func:`load_train_config`)."""
+    written = Path(init_from)
+    if written.is_absolute():
+        return init_from
+    beside = Path(config_path).parent / written
+    if beside.is_file() and (not written.is_file() or beside.resolve() != written.resolve()):
+        return str(beside)
+    return init_from

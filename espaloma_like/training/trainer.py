@@ -418,8 +418,12 @@ class Trainer:
                            stopped_early, self.step)
 
     def _metadata(self, validation: dict[str, float]) -> dict[str, Any]:
+        training_config = self.config.model_dump(mode="json")
+        # the network's own config, not the training config's model section: a fine-tuned
+        # model keeps its parent's architecture (init_from) plus the switches applied to it
+        training_config["model"] = self.model.config.model_dump(mode="json")
         return {"name": self.output.name, "step": self.step, "validation": validation,
-                "training_config": self.config.model_dump(mode="json")}
+                "training_config": training_config}
 
     def _tensorboard(self):
         if not self.config.tensorboard:
