@@ -53,6 +53,7 @@ def _provenance(model: ParameterModel) -> dict[str, str]:
 def parametrize_many(
     molecules: Any, model: ParameterModel | str | Path | None = None,
     batch_size: int = 256, errors: Literal["raise", "skip"] = "raise",
+    charges: Literal["model", "keep"] = "model",
 ) -> ParametrizationResults:
     """Parametrize several molecules in batches; same results as one by one (to 1e-6).
 
@@ -70,6 +71,9 @@ def parametrize_many(
         ``"raise"`` (default): the first molecule that cannot be read or parametrized raises
         its error and nothing is returned. ``"skip"``: such molecules are left out and
         reported in ``.failures`` of the result; the others are parametrized.
+    charges : {"model", "keep"}
+        ``"model"`` (default): the model's charges. ``"keep"``: the partial charges the input
+        carries (see :func:`parametrize`); a molecule without usable ones is an error.
 
     Returns
     -------
@@ -85,15 +89,22 @@ def parametrize_many(
     ValueError
         ``errors`` is neither "raise" nor "skip".
     """
+    from espaloma_like.charges import apply_charge_mode, check_charge_mode, user_charges
     from espaloma_like.exceptions import EspalomaLikeError
     from espaloma_like.molecule import iter_molecules
 
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    check_charge_mode(charges)
     network = _model(model)
     graphs: list[tuple[int, MoleculeGraph]] = []
     failures: list[MoleculeFailure] = []
     for index, (name, item) in enumerate(iter_molecules(molecules)):
+        if isinstance(item, MoleculeGraph) and charges == "keep":
+            try:  # refuse missing or inconsistent charges before any network call
+                user_charges(item)
+            except EspalomaLikeError as err:
+                item = err  # type: ignore[assignment]
         if isinstance(item, MoleculeGraph):
             graphs.append((index, item))
         elif errors == "raise":
@@ -117,6 +128,8 @@ def parametrize_many(
                     results.append((index, _run_network(network, [graph])[0]))
                 except EspalomaLikeError as single_err:
                     failures.append(MoleculeFailure(index, graph.name, single_err))
+    if charges == "keep":
+        results = [(index, apply_charge_mode(result, charges)) for index, result in results]
     return ParametrizationResults(results, failures)
 
 
@@ -134,10 +147,26 @@ def _run_network(network: ParameterModel, graphs: list[MoleculeGraph]) -> list[P
     with torch.inference_mode():
         predicted = network(batch)
     parameter_sets = split_parameter_sets(batch, predicted, prepared, _provenance(network))
-    return [ParametrizedMolecule(g, p) for g, p in zip(graphs, parameter_sets, strict=True)]
+    return [_in_domain(network, g, p) for g, p in zip(graphs, parameter_sets, strict=True)]
 
 
-def parametrize(molecule: Any, model: ParameterModel | str | Path | None = None) -> ParametrizedMolecule:
+def _in_domain(network: ParameterModel, graph: MoleculeGraph, parameters: Any) -> ParametrizedMolecule:
+    """The result, with an :class:`~espaloma_like.domain.OutOfDomainWarning` and the reasons
+    in ``domain_warnings`` and the provenance when ``graph`` lies outside the model's domain."""
+    from espaloma_like.domain import check_domain
+
+    reasons = check_domain(network, graph)
+    if not reasons:
+        return ParametrizedMolecule(graph, parameters)
+    import dataclasses
+
+    provenance = {**parameters.provenance, "applicability_domain": "outside: " + "; ".join(reasons)}
+    return ParametrizedMolecule(graph, dataclasses.replace(parameters, provenance=provenance),
+                                domain_warnings=reasons)
+
+
+def parametrize(molecule: Any, model: ParameterModel | str | Path | None = None,
+                charges: Literal["model", "keep"] = "model") -> ParametrizedMolecule:
     """Assign MM parameters to one molecule with the GNN model.
 
     Parameters
@@ -148,6 +177,11 @@ def parametrize(molecule: Any, model: ParameterModel | str | Path | None = None)
         molecules is refused (use :func:`parametrize_many`).
     model : ParameterModel, str or path, optional
         The default shipped model if None.
+    charges : {"model", "keep"}
+        ``"model"`` (default): the model's charge equilibration. ``"keep"``: the partial
+        charges the input carries (an OpenFF Molecule's ``partial_charges``, RDKit atom
+        properties ``PartialCharge`` / ``_GasteigerCharge``, mol2 or SDF charges), kept when
+        every atom has one and they sum to the formal charge within 1e-3 e.
 
     Returns
     -------
@@ -158,48 +192,117 @@ def parametrize(molecule: Any, model: ParameterModel | str | Path | None = None)
     Raises
     ------
     MoleculeInputError
-        The input cannot be read or is not covered (its specific subclass).
+        The input cannot be read or is not covered (its specific subclass); with
+        ``charges="keep"``, it carries no usable partial charges.
     """
-    return _run_network(_model(model), [as_molecule_graph(molecule)])[0]
+    from espaloma_like.charges import apply_charge_mode, check_charge_mode, user_charges
+
+    graph = as_molecule_graph(molecule)
+    if check_charge_mode(charges) == "keep":
+        user_charges(graph)  # refuse before the network runs
+    return apply_charge_mode(_run_network(_model(model), [graph])[0], charges)
 
 
 class TemplateGenerator:
     """Residue-template generator for ``openmm.app.ForceField`` backed by the model.
 
+    Works with Amber (amber14, amber19) and CHARMM (charmm36) force fields: the ligand's
+    template is adapted to the host's 1-4 conventions so that the ligand keeps its own
+    energy. Which residues it matched and declined is logged (logger
+    ``espaloma_like.export.template_generator``, INFO).
+
     Examples
     --------
-    >>> generator = TemplateGenerator(["CC(=O)Nc1ccc(O)cc1"])          # doctest: +SKIP
+    >>> generator = TemplateGenerator(["CC(=O)Nc1ccc(O)cc1"], cache="templates.json")  # +SKIP
     >>> forcefield = openmm.app.ForceField("amber14-all.xml", "amber14/tip3pfb.xml")  # +SKIP
     >>> forcefield.registerTemplateGenerator(generator.generator)      # doctest: +SKIP
+    >>> system = forcefield.createSystem(                               # doctest: +SKIP
+    ...     topology, residueTemplates=generator.residue_templates(forcefield, topology))
     """
 
     def __init__(
-        self, molecules: Any = (), model: ParameterModel | str | Path | None = None
+        self, molecules: Any = (), model: ParameterModel | str | Path | None = None,
+        charges: Literal["model", "keep"] = "model", cache: str | Path | None = None,
     ) -> None:
         """Parameters
         ----------
         molecules : iterable or a single input
-            Molecules the generator will recognise: any accepted inputs, or one of them (a
-            single SMILES string is one molecule); a molecule file contributes all its records.
+            Molecules the generator will recognise: any accepted inputs (SMILES, mapped
+            SMILES, RDKit, OpenFF, molecule file path, MoleculeGraph), or one of them (a single
+            SMILES string is one molecule); a molecule file contributes all its records.
         model : ParameterModel, str or path, optional
             The default shipped model if None.
+        charges : {"model", "keep"}
+            The model's charges (default) or the partial charges each input carries (see
+            :func:`parametrize`).
+        cache : str or path, optional
+            A JSON file of templates keyed by molecule, model name and version and charge
+            mode: read before parametrizing, written (atomically) after.
 
         Raises
         ------
         MoleculeInputError
-            A molecule cannot be read (its specific subclass).
+            A molecule cannot be read (its specific subclass), or with ``charges="keep"`` it
+            has no usable partial charges.
         """
+        from espaloma_like.charges import check_charge_mode
+        from espaloma_like.export.template_cache import TemplateCache, model_identity
         from espaloma_like.export.template_generator import MoleculeTemplateGenerator
 
         network = _model(model)
+        self.charges = check_charge_mode(charges)
+        self._identity = model_identity(network)
         self._inner = MoleculeTemplateGenerator(
-            molecules, lambda graph: parametrize(graph, model=network)
+            (), lambda graph: parametrize(graph, model=network, charges=self.charges),
+            cache=None if cache is None else TemplateCache(cache), cache_key=self._cache_key,
         )
+        self.add_molecules(molecules)
+
+    @property
+    def model_name(self) -> str:
+        """Name of the model (shipped name or checkpoint stem)."""
+        return self._identity.name
+
+    @property
+    def model_version(self) -> str:
+        """Version of the model: its checkpoint's ``version`` or ``sha256:<file hash>``."""
+        return self._identity.version
+
+    def _cache_key(self, graph: MoleculeGraph) -> str:
+        from espaloma_like.charges import user_charges
+        from espaloma_like.export.template_cache import template_key
+
+        kept = user_charges(graph) if self.charges == "keep" else None
+        return template_key(self._identity, self.charges, graph.mapped_smiles, kept)
 
     def add_molecules(self, molecules: Any) -> None:
-        """Make more molecules known to the generator (one input, or an iterable of them)."""
-        self._inner.add_molecules(molecules)
+        """Make more molecules known to the generator (one input, or an iterable of them).
+
+        Raises
+        ------
+        MoleculeInputError
+            As for the constructor; none of ``molecules`` is added then.
+        """
+        from espaloma_like.charges import user_charges
+        from espaloma_like.molecule import iter_molecules
+
+        graphs = []
+        for _name, item in iter_molecules(molecules):
+            if isinstance(item, Exception):
+                raise item
+            if self.charges == "keep":
+                user_charges(item)
+            graphs.append(item)
+        self._inner.add_molecules(graphs)
 
     def generator(self, forcefield: Any, residue: Any) -> bool:
         """The hook for ``ForceField.registerTemplateGenerator``."""
         return self._inner.generator(forcefield, residue)
+
+    def residue_templates(self, forcefield: Any, topology: Any) -> dict[Any, str]:
+        """``{residue: template name}`` for the residues of ``topology`` that are known
+        molecules, templates loaded into ``forcefield``. Pass it as
+        ``createSystem(..., residueTemplates=...)`` so the model's templates are used even where
+        the force field has its own (CHARMM ships some drug molecules, paracetamol among
+        them, whose templates would otherwise match first and the model never be asked)."""
+        return self._inner.residue_templates(forcefield, topology)

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--scheduler", default=None, help="Dask scheduler address (many machines)")
     build.add_argument("--no-merge", action="store_true", help="leave the shards, do not merge")
     info = sub.add_parser("info", help="summary of a QM data file (SPICE HDF5, industry SDF)")
-    info.add_argument("file", help="SPICE-format .h5, or OpenFF industry qm-*.sdf.xz file(s) or their directory")
+    info.add_argument("file",
+                      help="SPICE-format .h5, or OpenFF industry qm-*.sdf.xz file(s) or their directory")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.add_argument("--markdown", action="store_true", help="print a markdown table")
 
