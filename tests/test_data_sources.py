@@ -280,3 +280,27 @@ def test_sulfuranes_and_phosphoranes_are_dropped_with_a_reason() -> None:
     kept, dropped = filter_molecules(smiles_sources(["CCS(N)(O)O", "CCS(N)(=O)=O", "CP(O)(O)(O)O"]))
     assert [k.smiles for k in kept] == ["CCS(N)(=O)=O"]
     assert all(d.reason.startswith("unusual valence") for d in dropped) and len(dropped) == 2
+
+
+def test_sdf_with_explicit_hydrogens_never_gains_atoms(tmp_path: Path) -> None:
+    """Benzene written with single bonds, acetate without its charge: refused, not repaired."""
+    sdf = tmp_path / "broken.sdf"
+    writer = Chem.SDWriter(str(sdf))
+    benzene = Chem.AddHs(Chem.MolFromSmiles("c1ccccc1"))
+    Chem.Kekulize(benzene, clearAromaticFlags=True)
+    for bond in benzene.GetBonds():
+        bond.SetBondType(Chem.BondType.SINGLE)
+    benzene.SetProp("_Name", "benzene-single")
+    acetate = Chem.AddHs(Chem.MolFromSmiles("CC(=O)[O-]"))
+    for atom in acetate.GetAtoms():
+        atom.SetFormalCharge(0)
+    acetate.SetProp("_Name", "acetate-no-charge")
+    for mol in (benzene, acetate):
+        rdDistGeom.EmbedMolecule(mol, randomSeed=1)
+        writer.write(mol)
+    writer.close()
+    records = read_sdf(sdf)
+    assert [r.smiles for r in records] == ["", ""]
+    assert all("bond orders or formal charges" in r.notes[0] for r in records)
+    kept, dropped = filter_molecules(records)
+    assert kept == [] and len(dropped) == 2

@@ -193,6 +193,15 @@ def _record(mol: Chem.Mol | None, name: str, source: str, why: str = "") -> Mole
     clean, note = _sanitized(mol)
     if clean is None:
         return MoleculeSource("", source, name, (f"unreadable: {note}",))
+    if any(a.GetAtomicNum() == 1 for a in mol.GetAtoms()):
+        # a file that lists its hydrogens never gains atoms: a valence left open means wrong or
+        # missing bond orders or charges (benzene with single bonds is not cyclohexane)
+        open_valence = [f"{a.GetSymbol()}{a.GetIdx()}" for a in clean.GetAtoms()
+                        if a.GetTotalNumHs(includeNeighbors=False) or a.GetNumRadicalElectrons()]
+        if open_valence:
+            return MoleculeSource("", source, name, (
+                f"unreadable: hydrogens are explicit but {', '.join(open_valence[:8])} would need "
+                "more: bond orders or formal charges are wrong or missing",))
     smiles = str(Chem.MolToSmiles(Chem.RemoveHs(clean, sanitize=False)))
     return MoleculeSource(smiles, source, name, (note,) if note else ())
 
