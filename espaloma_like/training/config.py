@@ -71,6 +71,14 @@ class LossConfig(_Strict):
     #: let QM energies move the charges too (False: charges learn from the charge labels only,
     #: as espaloma does, and enter the energy detached)
     charges_from_energy: bool = False
+    #: anchor to the starting model (``init_from``): squared deviations of the force constants
+    #: (bonds, angles and Urey-Bradley relative to the start's; torsions and impropers in units
+    #: of their head scales) and of the charges of atoms without charge labels (units of
+    #: 0.05 e). Optimized minima say where the minimum is, not how stiff it is: without this,
+    #: a zero-force target is met more cheaply by softening every term than by moving the
+    #: equilibrium values, and the softened model's minima drift (multi-fidelity training:
+    #: curvature and charges from the xTB-trained start, geometry and energies from DFT)
+    prior_weight: float = Field(default=0.0, ge=0.0)
 
 
 class OptimizerConfig(_Strict):

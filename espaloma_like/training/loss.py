@@ -16,7 +16,7 @@ import torch
 from espaloma_like.mm.energy import energy_terms
 from espaloma_like.nn.assemble import batch_parameter_set
 from espaloma_like.nn.batch import GraphBatch, collate
-from espaloma_like.nn.model import HeadStatistics, ParameterModel
+from espaloma_like.nn.model import HeadStatistics, ParameterModel, PredictedParameters
 from espaloma_like.training.config import LossConfig
 from espaloma_like.training.dataset import TrainingMolecule
 from espaloma_like.units import KCAL_TO_KJ, KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
@@ -80,13 +80,45 @@ def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
     )
 
 
+def prior_deviation(predicted: PredictedParameters, reference: PredictedParameters,
+                    stats: HeadStatistics, charge_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared deviation of force constants and unlabelled charges from a reference model.
+
+    Bonds, angles and Urey-Bradley springs count relative to the reference's constants;
+    torsions and impropers in units of their head scales; charges of atoms without labels
+    (``~charge_mask``) in units of 0.05 e. Equilibrium values are free.
+    """
+    def relative(k: torch.Tensor, k0: torch.Tensor) -> torch.Tensor:
+        k, k0 = k.to(torch.float64), k0.to(torch.float64)
+        return ((k - k0) / k0.abs().clamp_min(1e-6)).pow(2).mean() if k.numel() else k.new_zeros(())
+
+    def scaled(k: torch.Tensor, k0: torch.Tensor, scale: float) -> torch.Tensor:
+        k, k0 = k.to(torch.float64), k0.to(torch.float64)
+        return ((k - k0) / scale).pow(2).mean() if k.numel() else k.new_zeros(())
+
+    total = (relative(predicted.bond_k, reference.bond_k)
+             + relative(predicted.angle_k, reference.angle_k)
+             + scaled(predicted.proper_k, reference.proper_k, stats.proper_k)
+             + scaled(predicted.improper_k, reference.improper_k, stats.improper_k))
+    if predicted.urey_bradley_k is not None and reference.urey_bradley_k is not None:
+        total = total + scaled(predicted.urey_bradley_k, reference.urey_bradley_k,
+                               stats.urey_bradley_k)
+    unlabelled = ~charge_mask
+    if bool(unlabelled.any()):
+        total = total + scaled(predicted.charges[unlabelled], reference.charges[unlabelled],
+                               CHARGE_UNIT)
+    return total
+
+
 def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, config: LossConfig,
                  autocast_dtype: torch.dtype | None = None, create_graph: bool = True,
+                 reference_model: ParameterModel | None = None,
                  ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss and metrics (RMSEs in kcal/mol, kcal/mol/A, e) of one batch.
 
     The network may run under autocast; parameters are cast to float64 before the MM energy.
     ``create_graph=False`` (evaluation) skips the graph of the forces that only training needs.
+    ``reference_model`` (frozen, the starting model) is needed when ``config.prior_weight > 0``.
     """
     graph = batch.graph
     device_type = batch.xyz.device.type
@@ -142,8 +174,17 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
             + config.charge_weight * charge_mse
             + config.torsion_l2 * scaled_k.pow(2).sum() / n_mol
             + config.torsion_l1 * scaled_k.abs().sum() / n_mol)
+    prior = loss.new_zeros(())
+    if config.prior_weight > 0:
+        if reference_model is None:
+            raise ValueError("loss.prior_weight > 0 needs the reference (starting) model")
+        with torch.no_grad():
+            reference = reference_model(graph)
+        prior = prior_deviation(predicted, reference, stats, batch.charge_mask)
+        loss = loss + config.prior_weight * prior
     metrics = {
         "loss": float(loss.detach()),
+        "prior": float(prior.detach()),
         "energy_rmse": float(energy_mse.detach().sqrt()),
         "force_rmse": float(force_mse.detach().sqrt()),
         "charge_rmse": float(charge_mse.detach().sqrt()) * CHARGE_UNIT,

@@ -15,6 +15,7 @@ own config (``training/state.py``), and on resume rewrites ``metrics.csv`` from 
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import math
@@ -160,6 +161,11 @@ class Trainer:
         self.output = Path(config.output_dir)
         # the model first: with init_from, its checkpoint's config decides the featurization
         self.model = build_model(config).to(self.device)
+        # the frozen starting model that loss.prior_weight anchors to (before any resume)
+        self.reference_model: ParameterModel | None = None
+        if config.loss.prior_weight > 0:
+            self.reference_model = copy.deepcopy(self.model).eval()
+            self.reference_model.requires_grad_(False)
         if train is None:
             skipped: list[str] = []
             molecules = load_training_molecules(
@@ -262,7 +268,7 @@ class Trainer:
         batch = make_batch(mine, self.config.data.conformations_per_molecule, self.rng_for_step())
         self.network.train()
         loss, metrics = compute_loss(self.network, batch.to(self.device), self.config.loss,
-                                     self.autocast)
+                                     self.autocast, reference_model=self.reference_model)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
@@ -292,7 +298,7 @@ class Trainer:
             batch = make_batch(chunk, n_conformations, rng).to(self.device)
             with torch.enable_grad():
                 _, metrics = compute_loss(self.model, batch, self.config.loss, self.autocast,
-                                          create_graph=False)
+                                          create_graph=False, reference_model=self.reference_model)
             for key, value in metrics.items():
                 totals[key] = totals.get(key, 0.0) + value**2 * len(chunk) if key.endswith("rmse") \
                     else totals.get(key, 0.0) + value * len(chunk)

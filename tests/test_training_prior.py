@@ -1,0 +1,64 @@
+"""The prior that anchors force constants and unlabelled charges to the starting model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from espaloma_like.molecule import from_smiles
+from espaloma_like.nn.batch import collate, prepare_molecule
+from espaloma_like.nn.model import ModelConfig, ParameterModel
+from espaloma_like.training.loss import prior_deviation
+
+CONFIG = ModelConfig(hidden=16, n_layers=1, readout_hidden=16, urey_bradley=True)
+
+
+def _predicted() -> tuple[ParameterModel, object]:
+    torch.manual_seed(0)
+    model = ParameterModel(CONFIG)
+    graph = collate([prepare_molecule(from_smiles("CC(=O)Nc1ccc(O)cc1"), CONFIG.atom_features,
+                                      CONFIG.bond_features)])
+    with torch.no_grad():
+        return model, model(graph)
+
+
+def test_prior_is_zero_at_the_reference_and_counts_each_deviation() -> None:
+    model, predicted = _predicted()
+    stats = model.config.heads
+    n = predicted.charges.shape[0]
+    labelled = torch.ones(n, dtype=torch.bool)
+    assert float(prior_deviation(predicted, predicted, stats, labelled)) == 0.0
+    softer = replace(predicted, bond_k=predicted.bond_k * 0.5)  # every bond 50 % softer
+    assert float(prior_deviation(softer, predicted, stats, labelled)) == pytest.approx(0.25)
+    # equilibrium values are free
+    moved = replace(predicted, bond_length=predicted.bond_length * 1.05, angle=predicted.angle * 0.9)
+    assert float(prior_deviation(moved, predicted, stats, labelled)) == 0.0
+    # charges count only where there is no charge label
+    shifted = replace(predicted, charges=predicted.charges + 0.05)
+    assert float(prior_deviation(shifted, predicted, stats, labelled)) == 0.0
+    assert float(prior_deviation(shifted, predicted, stats, ~labelled)) == pytest.approx(1.0)
+
+
+def test_prior_weight_needs_the_reference_model() -> None:
+    import numpy as np
+
+    from espaloma_like.training.config import LossConfig
+    from espaloma_like.training.dataset import TrainingMolecule
+    from espaloma_like.training.loss import compute_loss, make_batch
+
+    graph = from_smiles("CCO")
+    prepared = prepare_molecule(graph, CONFIG.atom_features, CONFIG.bond_features)
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(scale=0.1, size=(3, graph.n_atoms, 3))
+    molecule = TrainingMolecule(prepared, xyz, rng.normal(size=3), np.zeros_like(xyz), None,
+                                "ethanol", "", "train")
+    batch = make_batch([molecule], 3, rng)
+    torch.manual_seed(0)
+    model = ParameterModel(CONFIG)
+    with pytest.raises(ValueError, match="reference"):
+        compute_loss(model, batch, LossConfig(prior_weight=1.0), create_graph=False)
+    _, metrics = compute_loss(model, batch, LossConfig(prior_weight=1.0), create_graph=False,
+                              reference_model=model)
+    assert metrics["prior"] == 0.0
