@@ -44,9 +44,9 @@ def test_means_per_charge_class_and_markdown() -> None:
 def test_torsion_benchmark_on_the_dft_scans(tmp_path: Path) -> None:
     from espaloma_like.benchmark.torsions import run_torsion_benchmark
 
-    bench = run_torsion_benchmark(SCANS, ["default"], tmp_path, progress=False)
+    bench = run_torsion_benchmark(SCANS, ["default"], tmp_path, progress=False, max_molecules=2)
     assert bench.methods == ("default", "sage", "gaff")
-    assert len(bench.scans) >= 5
+    assert len(bench.scans) == 2
     for scan in bench.scans:
         assert all(0.0 <= scan["rmse"][m] < 20.0 for m in bench.methods)
     written = json.loads((tmp_path / "torsions.json").read_text())

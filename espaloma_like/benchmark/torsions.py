@@ -93,7 +93,8 @@ class TorsionBenchmark:
 
 
 def run_torsion_benchmark(data: Path, models: Sequence[str], out: Path | None = None,
-                          progress: bool = True) -> TorsionBenchmark:
+                          progress: bool = True, max_molecules: int | None = None,
+                          ) -> TorsionBenchmark:
     """Profile RMSE of each model, Sage 2.2.1 and GAFF-2.11 on the held-out scans of ``data``.
 
     Parameters
@@ -104,6 +105,8 @@ def run_torsion_benchmark(data: Path, models: Sequence[str], out: Path | None = 
         Shipped model names or checkpoint paths.
     out : Path, optional
         Folder for ``torsions.json`` and ``torsions.md`` (written atomically).
+    max_molecules : int, optional
+        Only the first molecules with scans (file order); default all.
     """
     from espaloma_like.api import load_model
     from espaloma_like.benchmark.accuracy import BenchmarkSize, _conformation_kinds
@@ -111,7 +114,7 @@ def run_torsion_benchmark(data: Path, models: Sequence[str], out: Path | None = 
     from espaloma_like.training.evaluate import BaselineCache
 
     commit, dirty = git_state()  # before this run writes its outputs into the checkout
-    every_scan = BenchmarkSize(None, None, None, True, None, None, None)
+    every_scan = BenchmarkSize(None, None, max_molecules, True, None, None, None)
     cache: BaselineCache = {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     excluded: list[dict[str, str]] = []
