@@ -4,6 +4,7 @@ fields by.
     espaloma-like benchmark accuracy [--quick] [--out benchmarks/results]
     espaloma-like benchmark speed [--quick] [--out benchmarks/results]
     espaloma-like benchmark figure [--out benchmarks/results]     (from the two JSON outputs)
+    espaloma-like benchmark torsions [--data SCANS.h5] [--model NAME_OR_PATH ...]
     espaloma-like benchmark conformers [--split test|validation] [--model NAME_OR_PATH ...]
         [--baseline-molecules N] [--workers N] [--max-molecules N] [--quick]
         [--out benchmarks/results/conformers]
@@ -19,7 +20,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("which", choices=("accuracy", "speed", "figure", "conformers"))
+    parser.add_argument("which", choices=("accuracy", "speed", "figure", "conformers", "torsions"))
     parser.add_argument("--quick", action="store_true", help="small smoke-test size")
     parser.add_argument("--out", default=None,
                         help="output folder (default benchmarks/results, or "
@@ -27,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", default=None,
                         help="shipped model name or checkpoint (default: default); conformers: "
                              "repeat it to compare several models")
-    parser.add_argument("--data", default="data/espaloma_like_gfn2xtb.h5",
-                        help="accuracy: SPICE-format HDF5 with a held_out split")
+    parser.add_argument("--data", default=None,
+                        help="accuracy: SPICE-format HDF5 with a held_out split (default "
+                             "data/espaloma_like_gfn2xtb.h5); torsions: HDF5 of relaxed scans "
+                             "(default data/espaloma_like_b3lyp_scans.h5)")
     parser.add_argument("--shared", default="../shared/qm-reference",
                         help="accuracy: folder of external QM reference sets (skipped if absent)")
     parser.add_argument("--platforms", default=None,
@@ -70,9 +73,22 @@ def _conformers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _torsions(args: argparse.Namespace) -> int:
+    from espaloma_like.benchmark.torsions import run_torsion_benchmark
+
+    out = Path(args.out or "benchmarks/results/torsions")
+    run_torsion_benchmark(Path(args.data or "data/espaloma_like_b3lyp_scans.h5"),
+                          args.model or ["default"], out, progress=not args.no_progress,
+                          max_molecules=2 if args.quick else None)
+    print((out / "torsions.md").read_text())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.which == "conformers":
         return _conformers(args)
+    if args.which == "torsions":
+        return _torsions(args)
     if args.model and len(args.model) > 1:
         from espaloma_like.exceptions import EspalomaLikeError
 
@@ -82,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if args.which == "accuracy":
         from espaloma_like.benchmark.accuracy import run_accuracy_benchmark
 
-        run_accuracy_benchmark(out, quick=args.quick, model=args.model, data=args.data,
+        run_accuracy_benchmark(out, quick=args.quick, model=args.model,
+                               data=args.data or "data/espaloma_like_gfn2xtb.h5",
                                shared=args.shared)
         print((out / "accuracy.md").read_text())
     elif args.which == "speed":
