@@ -30,7 +30,12 @@ from espaloma_like.domain import DOMAIN_KEY
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 of a file; of a directory, over its files' names and hashes in name order."""
     digest = hashlib.sha256()
+    if path.is_dir():
+        for child in sorted(p for p in path.iterdir() if p.is_file()):
+            digest.update(f"{child.name}:{sha256(child)}\n".encode())
+        return digest.hexdigest()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -56,6 +61,9 @@ def main() -> None:
                         help="the run's config, preceded by the configs of the runs it started from")
     parser.add_argument("--data", nargs="+")
     parser.add_argument("--report", default=None)
+    parser.add_argument("--description", default=(
+        "GNN force field trained end to end on GFN2-xTB energies and forces (and AM1-BCC "
+        "charges) of the espaloma_like dataset; LJ from Sage 2.2.1"))
     parser.add_argument("--domain-from", nargs="+", default=None, metavar="DATA",
                         help="QM training files whose train/validation molecules define the "
                              "model's applicability domain")
@@ -85,8 +93,7 @@ def main() -> None:
     model, metadata = load_checkpoint(args.checkpoint)
     info = {
         "name": args.name,
-        "description": "GNN force field trained end to end on GFN2-xTB energies and forces "
-                       "(and AM1-BCC charges) of the espaloma_like dataset; LJ from Sage 2.2.1",
+        "description": args.description,
         "training_config": yaml.safe_load(Path(args.config[-1]).read_text()),
         # the recipe chain: each run started from the previous one's model (init_from)
         "parent_training_configs": [yaml.safe_load(Path(c).read_text()) for c in args.config[:-1]],
