@@ -62,3 +62,49 @@ def test_prior_weight_needs_the_reference_model() -> None:
     _, metrics = compute_loss(model, batch, LossConfig(prior_weight=1.0), create_graph=False,
                               reference_model=model)
     assert metrics["prior"] == 0.0
+
+
+def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation() -> None:
+    import numpy as np
+
+    from espaloma_like.api import parametrize
+    from espaloma_like.molecule import generate_conformers
+    from espaloma_like.training.dataset import rotors
+    from espaloma_like.training.evaluate import mm_energies_forces
+    from espaloma_like.training.loss import rotor_torques
+
+    graph = from_smiles("CCCC(=O)[O-]")
+    prepared = prepare_molecule(graph, CONFIG.atom_features, CONFIG.bond_features)
+    axes, members = rotors(prepared)
+    assert len(axes) == 2  # C-C-C-C and C-C-C(=O)O; the methyl rotor is not rotatable
+    # canonical order throughout
+    xyz = generate_conformers(graph, 1)[0][prepared.to_input]
+    parameters = parametrize(graph).parameters
+    order = prepared.to_input
+
+    def energy(x: np.ndarray) -> float:
+        back = np.empty_like(x)
+        back[order] = x
+        return float(mm_energies_forces(parameters, back[None])[0][0])
+
+    back = np.empty_like(xyz)
+    back[order] = xyz
+    forces = mm_energies_forces(parameters, back[None])[1][0][order]
+    torques = rotor_torques(torch.as_tensor(xyz[None]), torch.as_tensor(forces[None]),
+                            torch.as_tensor(axes), torch.as_tensor(members))[0].numpy()
+    for t, (j, k) in enumerate(axes):
+        side = members[members[:, 0] == t, 1]
+        u = (xyz[k] - xyz[j]) / np.linalg.norm(xyz[k] - xyz[j])
+
+        def rotated(angle: float, u: np.ndarray = u, k: int = k, side: np.ndarray = side,
+                    ) -> np.ndarray:
+            c, s = np.cos(angle), np.sin(angle)
+            r = xyz[side] - xyz[k]
+            turned = r * c + np.cross(u, r) * s + np.outer(r @ u, u) * (1 - c)
+            moved = xyz.copy()
+            moved[side] = xyz[k] + turned
+            return moved
+
+        h = 1e-4
+        derivative = (energy(rotated(h)) - energy(rotated(-h))) / (2 * h)
+        assert torques[t] == pytest.approx(-derivative, rel=1e-4, abs=1e-4)

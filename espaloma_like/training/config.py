@@ -79,6 +79,10 @@ class LossConfig(_Strict):
     #: equilibrium values, and the softened model's minima drift (multi-fidelity training:
     #: curvature and charges from the xTB-trained start, geometry and energies from DFT)
     prior_weight: float = Field(default=0.0, ge=0.0)
+    #: weight of the torque errors about rotatable bonds (units of 1 kcal/mol/rad, times each
+    #: file's force weight): the generalized forces of the torsions, which decide where a
+    #: minimization ends but are small next to bond-stretch forces in the force loss
+    torque_weight: float = Field(default=0.0, ge=0.0)
 
 
 class OptimizerConfig(_Strict):

@@ -8,7 +8,7 @@ validation set is carved from the rest by a stable hash of the SMILES.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,10 @@ class TrainingMolecule:
     energy_weight: float = 1.0
     force_weight: float = 1.0
     sampling_weight: float = 1.0
+    #: rotatable bonds ``(j, k)`` (T, 2) and the atoms turning with ``k`` (P, 2): rows of
+    #: (bond index, atom), canonical order; the loss's torques about these axes
+    rotor_axes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    rotor_members: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
 
     @property
     def n_conformations(self) -> int:
@@ -137,6 +141,48 @@ def lennard_jones_clashes(graph: MoleculeGraph, conformations: np.ndarray,
     return clash
 
 
+def rotors(prepared: PreparedMolecule) -> tuple[np.ndarray, np.ndarray]:
+    """Rotatable bonds of a prepared molecule and, for each, the atoms of its smaller side.
+
+    Returns
+    -------
+    axes : np.ndarray
+        (T, 2) int64 canonical atoms ``(j, k)`` of each rotatable bond
+        (:func:`espaloma_like.data.sampling.rotatable_torsions`), ``k`` on the smaller side.
+    members : np.ndarray
+        (P, 2) int64 rows ``(t, i)``: atom ``i`` turns with ``k`` when bond ``t`` rotates.
+    """
+    from espaloma_like.data.sampling import rotatable_torsions
+
+    canonical = np.argsort(prepared.to_input)
+    n = prepared.n_atoms
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for a, b in prepared.bonds.tolist():
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+
+    axes: list[tuple[int, int]] = []
+    members: list[tuple[int, int]] = []
+    for _, j_in, k_in, _ in rotatable_torsions(prepared.graph):
+        j, k = int(canonical[j_in]), int(canonical[k_in])
+        seen, stack = {k}, [k]
+        while stack:
+            atom = stack.pop()
+            for other in neighbours[atom]:
+                if other not in seen and not (atom == k and other == j):
+                    seen.add(other)
+                    stack.append(other)
+        if j in seen:  # in a ring after all: no rigid rotation
+            continue
+        if len(seen) > n - len(seen):
+            seen = set(range(n)) - seen
+            j, k = k, j
+        members += [(len(axes), i) for i in sorted(seen)]
+        axes.append((j, k))
+    return (np.array(axes, dtype=np.int64).reshape(-1, 2),
+            np.array(members, dtype=np.int64).reshape(-1, 2))
+
+
 def load_training_molecules(
     paths: Sequence[str | Path | DataFile], config: ModelConfig, max_conformations: int | None = None,
     seed: int = 0, skipped: list[str] | None = None,
@@ -189,6 +235,7 @@ def load_training_molecules(
             if max_conformations is not None and len(keep) > max_conformations:
                 keep = np.sort(rng.choice(keep, size=max_conformations, replace=False))
             order = prepared.to_input
+            axes, members = rotors(prepared)
             kinds = tuple(json.loads(record.metadata.get("kinds", "[]")))
             out.append(TrainingMolecule(
                 prepared=prepared,
@@ -201,6 +248,7 @@ def load_training_molecules(
                 split=record.metadata.get("split", "train"),
                 kinds=tuple(kinds[i] for i in keep) if len(kinds) == record.n_conformations else (),
                 energy_weight=source.energy_weight,
+                rotor_axes=axes, rotor_members=members,
                 force_weight=source.force_weight,
                 sampling_weight=source.sampling_weight,
             ))

@@ -24,6 +24,7 @@ from espaloma_like.units import KCAL_TO_KJ, KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
 ENERGY_UNIT = KCAL_TO_KJ  # 1 kcal/mol in kJ/mol
 FORCE_UNIT = 1.0 / KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A  # 1 kcal/mol/A in kJ/mol/nm
 CHARGE_UNIT = 0.05  # e
+TORQUE_UNIT = KCAL_TO_KJ  # 1 kcal/mol/rad in kJ/mol/rad
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class TrainingBatch:
     ``xyz`` (K, N, 3) nm, ``energies`` (K, M) kJ/mol, ``forces`` (K, N, 3) kJ/mol/nm,
     ``charges`` (N,) e with ``charge_mask`` (N,) marking atoms that have labels;
     ``energy_weights`` and ``force_weights`` (M,) multiply the loss terms per molecule
-    (multi-fidelity data; metrics stay unweighted).
+    (multi-fidelity data; metrics stay unweighted); ``rotor_axes`` (T, 2) batch atoms of each
+    rotatable bond, ``rotor_members`` (P, 2) rows (bond, atom) of the atoms turning with its
+    second atom, ``rotor_molecule`` (T,) the molecule of each bond.
     """
 
     graph: GraphBatch
@@ -44,12 +47,16 @@ class TrainingBatch:
     charge_mask: torch.Tensor
     energy_weights: torch.Tensor
     force_weights: torch.Tensor
+    rotor_axes: torch.Tensor
+    rotor_members: torch.Tensor
+    rotor_molecule: torch.Tensor
 
     def to(self, device: torch.device | str) -> TrainingBatch:
         return TrainingBatch(self.graph.to(device), self.xyz.to(device), self.energies.to(device),
                              self.forces.to(device), self.charges.to(device),
                              self.charge_mask.to(device), self.energy_weights.to(device),
-                             self.force_weights.to(device))
+                             self.force_weights.to(device), self.rotor_axes.to(device),
+                             self.rotor_members.to(device), self.rotor_molecule.to(device))
 
 
 def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
@@ -59,7 +66,14 @@ def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
     Molecules with fewer conformations are sampled with replacement.
     """
     xyz, forces, energies, charges, mask = [], [], [], [], []
-    for m in molecules:
+    axes, members, rotor_molecule = [], [], []
+    atom_offset = rotor_offset = 0
+    for index, m in enumerate(molecules):
+        axes.append(m.rotor_axes + atom_offset)
+        members.append(m.rotor_members + np.array([rotor_offset, atom_offset]))
+        rotor_molecule.append(np.full(len(m.rotor_axes), index, dtype=np.int64))
+        atom_offset += m.prepared.n_atoms
+        rotor_offset += len(m.rotor_axes)
         c = m.n_conformations
         chosen = rng.choice(c, size=n_conformations, replace=c < n_conformations)
         xyz.append(m.conformations[chosen])
@@ -77,7 +91,42 @@ def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
         charge_mask=torch.as_tensor(np.concatenate(mask)),
         energy_weights=torch.tensor([m.energy_weight for m in molecules], dtype=torch.float64),
         force_weights=torch.tensor([m.force_weight for m in molecules], dtype=torch.float64),
+        rotor_axes=torch.as_tensor(np.concatenate(axes).reshape(-1, 2)),
+        rotor_members=torch.as_tensor(np.concatenate(members).reshape(-1, 2)),
+        rotor_molecule=torch.as_tensor(np.concatenate(rotor_molecule)),
     )
+
+
+def rotor_torques(xyz: torch.Tensor, forces: torch.Tensor, axes: torch.Tensor,
+                  members: torch.Tensor) -> torch.Tensor:
+    """Torques of ``forces`` about each rotatable bond on the atoms turning with it.
+
+    The torque on the side of bond ``j-k`` that holds ``k`` is minus the derivative of the energy
+    along a rigid rotation of that side, the generalized force of the torsion: zero at a
+    minimum. It weighs the soft coordinates that decide where a minimization ends (its
+    components are small next to bond-stretch forces, so a force loss alone neglects them).
+
+    Parameters
+    ----------
+    xyz : torch.Tensor
+        (K, N, 3) nm.
+    forces : torch.Tensor
+        (K, N, 3) kJ/mol/nm (or force errors).
+    axes, members : torch.Tensor
+        (T, 2) and (P, 2), as in :class:`TrainingBatch`.
+
+    Returns
+    -------
+    torch.Tensor
+        (K, T) kJ/mol/rad.
+    """
+    j, k = axes[:, 0], axes[:, 1]
+    axis = xyz[:, k] - xyz[:, j]
+    axis = axis / axis.norm(dim=-1, keepdim=True)
+    bond, atom = members[:, 0], members[:, 1]
+    arm = xyz[:, atom] - xyz[:, k[bond]]
+    contribution = (torch.cross(arm, forces[:, atom], dim=-1) * axis[:, bond]).sum(-1)
+    return forces.new_zeros(xyz.shape[0], axes.shape[0]).index_add_(1, bond, contribution)
 
 
 def prior_deviation(predicted: PredictedParameters, reference: PredictedParameters,
@@ -164,6 +213,12 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     force_mse = per_molecule_mean(atom_force_se)
     weighted_energy = (energy_se * batch.energy_weights.to(energy_se)).mean()
     weighted_force = per_molecule_mean(atom_force_se, molecule_weights=batch.force_weights)
+    torque_mse = weighted_torque = energy_mse.new_zeros(())
+    if batch.rotor_axes.shape[0]:
+        torque_se = (rotor_torques(xyz.detach(), force_error, batch.rotor_axes, batch.rotor_members)
+                     / TORQUE_UNIT).pow(2).mean(0)  # (T,)
+        torque_mse = torque_se.mean()
+        weighted_torque = (torque_se * batch.force_weights.to(torque_se)[batch.rotor_molecule]).mean()
     mask = batch.charge_mask
     charge_error = predicted.charges.to(torch.float64) - batch.charges.to(torch.float64)
     charge_mse = per_molecule_mean((charge_error / CHARGE_UNIT).pow(2), mask)
@@ -172,6 +227,7 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     scaled_k = predicted.proper_k.to(torch.float64) / stats.proper_k
     loss = (config.energy_weight * weighted_energy + config.force_weight * weighted_force
             + config.charge_weight * charge_mse
+            + config.torque_weight * weighted_torque
             + config.torsion_l2 * scaled_k.pow(2).sum() / n_mol
             + config.torsion_l1 * scaled_k.abs().sum() / n_mol)
     prior = loss.new_zeros(())
@@ -185,6 +241,7 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     metrics = {
         "loss": float(loss.detach()),
         "prior": float(prior.detach()),
+        "torque_rmse": float(torque_mse.detach().sqrt()),
         "energy_rmse": float(energy_mse.detach().sqrt()),
         "force_rmse": float(force_mse.detach().sqrt()),
         "charge_rmse": float(charge_mse.detach().sqrt()) * CHARGE_UNIT,
