@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from qm_data_helpers import build_tiny_qm_file
 
 from espaloma_like._io import DirectoryLock
 from espaloma_like.exceptions import CheckpointError, OutputLockedError, TrainingSetupError
@@ -23,18 +24,7 @@ SMILES = ["CCO", "CC(=O)[O-]", "C[NH3+]", "CC#N"]
 @pytest.fixture(scope="module")
 def qm_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real GFN2-xTB dataset with AM1-BCC labels, built by the package itself."""
-    from espaloma_like.data.build import BuildConfig, build_dataset
-
-    root = tmp_path_factory.mktemp("qm")
-    config = BuildConfig.model_validate({
-        "output": str(root / "tiny.h5"),
-        "sources": {"builtin": False, "smiles": SMILES, "charged_variants": False},
-        "sampling": {"n_etkdg": 3, "n_md_per_conformer": 1, "md_interval_steps": 50,
-                     "torsion_scan": False},
-        "scan_every": 0, "am1bcc": True, "split": {"held_out_fraction": 0.0}, "workers": 1,
-    })
-    build_dataset(config, progress=False)
-    return Path(config.output)
+    return build_tiny_qm_file(tmp_path_factory.mktemp("qm"), SMILES, n_md_per_conformer=1)
 
 
 @pytest.fixture(scope="module")
