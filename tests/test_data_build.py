@@ -144,3 +144,20 @@ def test_resumed_build_removes_stale_temporaries_and_refuses_a_busy_work_dir(
     assert not any(path.exists() for path in stale)
     assert not list(config.work_path.rglob("*.tmp"))
     assert len(list(read_spice_hdf5(config.output))) == 2
+
+
+def test_scan_only_build_of_a_molecule_without_a_scannable_bond_says_why(tmp_path: Path) -> None:
+    """Ethanesulfonate: its only rotors are a methyl and a symmetric -SO3 group."""
+    from espaloma_like.data.build import label_molecule
+    from espaloma_like.data.sources import MoleculeSource
+
+    config = BuildConfig.model_validate({
+        "output": str(tmp_path / "scans.h5"),
+        "sources": {"builtin": False, "smiles": ["CCS(=O)(=O)[O-]"], "charged_variants": False},
+        "sampling": {"n_etkdg": 1, "include_etkdg": False, "include_minimized": False,
+                     "n_md_per_conformer": 0, "torsion_scan": True, "n_scan_points": 4},
+        "scan_every": 1, "am1bcc": False, "workers": 1,
+    })
+    result = label_molecule(0, MoleculeSource("CCS(=O)(=O)[O-]", "user", "esa"), config, "held_out")
+    assert result.record is None
+    assert result.error is not None and "no bond the torsion scan accepts" in result.error

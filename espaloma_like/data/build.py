@@ -213,6 +213,13 @@ def label_molecule(index: int, molecule: MoleculeSource, config: BuildConfig, sp
         seed = config.seed + int(key[:8], 16) % (2**31 - 1)
         sampled = sample_molecule(graph, sampling, seed=seed)
         timings[0] = time.perf_counter() - t0
+        if sampled.n_conformations == 0:
+            why = ("no conformations to label: the sampling keeps neither ETKDG nor minimized "
+                   "conformers and no MD, and the molecule has no bond the torsion scan accepts"
+                   if not (sampling.include_etkdg or sampling.include_minimized
+                           or sampling.n_md_per_conformer)
+                   else "every sampled conformation was rejected as broken")
+            return MoleculeResult(index, key, None, why, 0, sampled.n_rejected, {}, *timings)
         t1 = time.perf_counter()
         engine = engine_from_name(config.engine, n_threads=1)  # OpenMP threads slow xTB down here
         result = engine.compute(graph.atomic_numbers, sampled.positions, total_charge=graph.total_charge)
