@@ -37,14 +37,99 @@ def test_forcefield_format_loads_in_openmm(tmp_path: Path) -> None:
     assert len(forcefield._templates) == 1
 
 
+def _pdb_runs_with(system, pdb_path: Path) -> float:  # type: ignore[no-untyped-def]
+    """The PDB matches ``system`` atom for atom (count, element by mass); its energy, kJ/mol."""
+    import openmm
+    import openmm.app as app
+    from openmm import unit
+
+    pdb = app.PDBFile(str(pdb_path))
+    atoms = list(pdb.topology.atoms())
+    assert len(atoms) == system.getNumParticles()
+    for index, atom in enumerate(atoms):
+        mass = system.getParticleMass(index).value_in_unit(unit.dalton)
+        assert atom.element.mass.value_in_unit(unit.dalton) == pytest.approx(mass, abs=1e-3)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(pdb.positions)
+    energy = context.getState(getEnergy=True).getPotentialEnergy()
+    return float(energy.value_in_unit(unit.kilojoule_per_mole))
+
+
+def test_system_xml_comes_with_a_pdb_that_runs(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import math
+
+    import openmm
+
+    out = tmp_path / "paracetamol.xml"
+    assert main(["parametrize", "CC(=O)Nc1ccc(O)cc1", "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    system = openmm.XmlSerializer.deserialize(out.read_text())
+    pdb = tmp_path / "paracetamol.pdb"
+    energy = _pdb_runs_with(system, pdb)
+    assert math.isfinite(energy) and energy < 1e3  # a sensible conformer, not a clash
+    # the same naming and overwrite rules as the XML: an existing PDB stops the run first
+    other = tmp_path / "other.xml"
+    (tmp_path / "other.pdb").write_text("keep me")
+    assert main(["parametrize", "CCO", "-o", str(other)]) == 1
+    assert "other.pdb exists" in capsys.readouterr().err
+    assert not other.exists() and (tmp_path / "other.pdb").read_text() == "keep me"
+    assert main(["parametrize", "CCO", "-o", str(other), "--overwrite"]) == 0
+    assert (tmp_path / "other.pdb").read_text().startswith("REMARK")
+    # --no-positions: the XML alone
+    assert main(["parametrize", "CCO", "-o", str(tmp_path / "alone.xml"), "--no-positions"]) == 0
+    assert (tmp_path / "alone.xml").is_file() and not (tmp_path / "alone.pdb").exists()
+
+
+def test_forcefield_xml_and_pdb_keep_the_input_coordinates(tmp_path: Path) -> None:
+    import numpy as np
+    import openmm
+    import openmm.app as app
+    from openmm import unit
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    sdf = tmp_path / "in.sdf"
+    writer = Chem.SDWriter(str(sdf))
+    coordinates = []
+    for n, smiles in enumerate(["CC(=O)[O-]", "c1ccccc1O"]):
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=n + 3)
+        mol.SetProp("_Name", f"m{n}")
+        writer.write(mol)
+        coordinates.append(mol.GetConformer().GetPositions())
+    writer.close()
+    out = tmp_path / "ff"
+    assert main(["parametrize", str(sdf), "-o", str(out), "--format", "forcefield"]) == 0
+    for xml, expected in zip(sorted(out.glob("*.xml")), coordinates, strict=True):
+        pdb = app.PDBFile(str(xml.with_suffix(".pdb")))
+        xyz = np.array(pdb.positions.value_in_unit(unit.angstrom))
+        assert np.abs(xyz - expected).max() < 1e-3  # PDB precision
+        # the ForceField template matches the PDB's topology (bonds from CONECT records)
+        system = app.ForceField(str(xml)).createSystem(pdb.topology)
+        assert isinstance(system, openmm.System)
+        assert np.isfinite(_pdb_runs_with(system, xml.with_suffix(".pdb")))
+
+
+def test_undefined_stereo_writes_the_xml_and_says_why_there_is_no_pdb(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "butanol.xml"
+    assert main(["parametrize", "CC(O)CC", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no PDB written" in err and "stereochemistry" in err and len(err.splitlines()) == 1
+    assert out.is_file() and not (tmp_path / "butanol.pdb").exists()
+
+
 def test_many_molecules_keep_going_past_errors(tmp_path: Path) -> None:
     smiles = tmp_path / "in.smi"
     smiles.write_text("CCO ethanol\nC1CC( broken\nC[Si](C)(C)C silane\nCC(=O)[O-] acetate\n")
     out = tmp_path / "out"
     done = _cli("parametrize", str(smiles), "-o", str(out))
     assert done.returncode == 1
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.glob("*.xml"))
     assert [n.rsplit("_", 1)[0] for n in names] == ["00000_ethanol", "00003_acetate"]
+    assert sorted(p.name for p in out.glob("*.pdb")) == [n[:-4] + ".pdb" for n in names]
     assert "UnparsableSmilesError" in done.stderr and "UnsupportedElementError" in done.stderr
     assert "wrote 2 of 4 molecules" in done.stdout
 

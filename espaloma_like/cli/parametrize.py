@@ -12,6 +12,14 @@ written; the exit status is then 1.
 ``.inpcrd`` (through ParmEd), with the molecule's coordinates or a generated conformer: ``-o
 out/mol.top`` (or ``out/mol``) names the pair ``out/mol.top`` + ``out/mol.gro``.
 
+Beside each XML file (``--format system`` or ``forcefield``) goes a PDB file with the same
+coordinates rule and the topology (``lig.xml`` -> ``lig.pdb``; one residue ``MOL``, the ffxml's
+atom names, bonds as ``CONECT`` records, atoms in the System's order), so that
+``openmm.app.PDBFile`` gives the positions and topology the written System or ForceField needs.
+``--no-positions`` writes the XML alone. A molecule whose stereochemistry is undefined and that
+has no coordinates gets its XML and a one-line note instead of a PDB (a conformer would pick one
+stereoisomer). The PDB obeys the same naming and ``--overwrite`` rules as the XML.
+
 A molecule outside the model's applicability domain is still written; one line on stderr says
 why (and the XML's provenance records it).
 """
@@ -33,6 +41,8 @@ FORMATS = ("system", "forcefield", "gromacs", "amber")
 #: file suffixes written by each format (the first names the output)
 SUFFIXES = {"system": (".xml",), "forcefield": (".xml",), "gromacs": (".top", ".gro"),
             "amber": (".prmtop", ".inpcrd")}
+#: formats written as one XML file, which get a PDB file of positions and topology beside them
+XML_FORMATS = ("system", "forcefield")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name or checkpoint path (--method model)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; one is fastest for per-molecule inference (default 1)")
+    parser.add_argument("--positions", action=argparse.BooleanOptionalAction, default=True,
+                        help="also write a PDB file (coordinates and topology, System atom order) "
+                             "beside each XML file: lig.xml -> lig.pdb, the input's 3D "
+                             "coordinates or one generated conformer; for OpenMM's PDBFile "
+                             "(default: on; GROMACS and Amber files carry their own coordinates)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that already exist (default: refuse)")
 
@@ -93,11 +108,20 @@ def _xml(result: Any, fmt: str) -> str:
     return str(result.to_system_xml() if fmt == "system" else result.to_forcefield_xml())
 
 
-def output_paths(target: Path, fmt: str) -> list[Path]:
-    """The files written for ``target`` in format ``fmt`` (``mol.top`` -> ``mol.top, mol.gro``)."""
+def pdb_path(xml: Path) -> Path:
+    """The PDB file beside the XML file ``xml``: ``lig.xml`` -> ``lig.pdb``, ``lig`` -> ``lig.pdb``,
+    any other name gets ``.pdb`` appended (so that it never names the XML itself)."""
+    if xml.suffix.lower() in (".xml", ""):
+        return xml.with_suffix(".pdb")
+    return xml.with_name(xml.name + ".pdb")
+
+
+def output_paths(target: Path, fmt: str, positions: bool = False) -> list[Path]:
+    """The files written for ``target`` in format ``fmt`` (``mol.top`` -> ``mol.top, mol.gro``);
+    with ``positions``, an XML format's file is followed by its PDB file (:func:`pdb_path`)."""
     suffixes = SUFFIXES[fmt]
     if len(suffixes) == 1:
-        return [target]
+        return [target, pdb_path(target)] if positions and fmt in XML_FORMATS else [target]
     stem = target.with_suffix("") if target.suffix.lower() in (*suffixes, ".xml") else target
     return [stem.with_name(stem.name + suffix) for suffix in suffixes]
 
@@ -108,11 +132,51 @@ def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
             raise _exists(path)
 
 
-def write_result(result: Any, target: Path, fmt: str, overwrite: bool) -> list[Path]:
-    """Write ``result`` in format ``fmt``; returns the files written (see :func:`output_paths`)."""
-    paths = output_paths(target, fmt)
-    if fmt in ("system", "forcefield"):
+def pdb_text(result: Any, residue_name: str = "MOL") -> str:
+    """PDB file of a parametrized molecule: its coordinates (the input's, else one ETKDG conformer,
+    as in the GROMACS and Amber files) and its topology, atoms in the System's order.
+
+    Raises
+    ------
+    UndefinedStereoError
+        The molecule has no coordinates and undefined stereochemistry.
+    """
+    import io
+
+    from openmm import unit
+    from openmm.app import PDBFile
+
+    from espaloma_like.export.parmed_files import molecule_positions
+
+    xyz = molecule_positions(result.molecule)
+    handle = io.StringIO()
+    PDBFile.writeFile(result.to_openmm_topology(residue_name), xyz * unit.nanometer, handle)
+    return handle.getvalue()
+
+
+def write_result(result: Any, target: Path, fmt: str, overwrite: bool, positions: bool = False,
+                 label: str = "") -> list[Path]:
+    """Write ``result`` in format ``fmt``; returns the files written (see :func:`output_paths`).
+
+    With ``positions`` an XML format gets its PDB file too; where no conformer can be made
+    without choosing a stereoisomer, the XML alone is written and a note naming ``label`` goes
+    to stderr.
+    """
+    from espaloma_like.exceptions import UndefinedStereoError
+
+    paths = output_paths(target, fmt, positions)
+    if fmt in XML_FORMATS:
+        pdb = None
+        if len(paths) > 1:
+            try:
+                pdb = pdb_text(result)
+            except UndefinedStereoError as err:
+                print(f"{label or paths[0]}: no PDB written: {_one_line(err)} (--no-positions "
+                      "skips the PDB)", file=sys.stderr)
+                paths = paths[:1]
         write_output(paths[0], _xml(result, fmt), overwrite)
+        if pdb is not None:
+            write_output(paths[1], pdb, overwrite)
         return paths
     _refuse_existing(paths, overwrite)
     try:
@@ -193,12 +257,13 @@ def run(args: argparse.Namespace) -> int:
                 f"-o {output} is a directory; one molecule is written to a file (e.g. -o "
                 f"{output / output_name(0, molecule.name, molecule.smiles)})"
             )
-        _refuse_existing(output_paths(output, args.format), args.overwrite)
+        _refuse_existing(output_paths(output, args.format, args.positions), args.overwrite)
         parametrize = _method(args)
         output.parent.mkdir(parents=True, exist_ok=True)
         result = parametrize(molecule)
         _report_domain(None, molecule.name, result)
-        written = write_result(result, output, args.format, args.overwrite)
+        written = write_result(result, output, args.format, args.overwrite, args.positions,
+                               molecule.name)
         print(f"wrote {' and '.join(str(path) for path in written)}")
         return 0
 
@@ -214,10 +279,11 @@ def run(args: argparse.Namespace) -> int:
                 raise molecule
             assert isinstance(molecule, MoleculeGraph)
             target = output / output_name(index, name, molecule.smiles)
-            _refuse_existing(output_paths(target, args.format), args.overwrite)
+            _refuse_existing(output_paths(target, args.format, args.positions), args.overwrite)
             result = parametrize(molecule)
             _report_domain(index, name, result)
-            write_result(result, target, args.format, args.overwrite)
+            write_result(result, target, args.format, args.overwrite, args.positions,
+                         f"molecule {index} ({name})")
         except OSError:
             raise  # a full or read-only disk stops the run (one line from main)
         except EspalomaLikeError as err:
