@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from espaloma_like._rdkit import atoms as _atoms
+from espaloma_like._rdkit import bonds as _bonds
 from espaloma_like.exceptions import (
     DisconnectedMoleculeError,
     MoleculeFileError,
@@ -94,7 +96,7 @@ class MoleculeGraph:
         from espaloma_like.export.openmm_system import atomic_masses
 
         masses = np.asarray(atomic_masses(self.atomic_numbers), dtype=np.float64)
-        for atom in self.rdkit_mol.GetAtoms():
+        for atom in _atoms(self.rdkit_mol):
             if atom.GetIsotope():
                 masses[atom.GetIdx()] = atom.GetMass()
         return masses
@@ -127,12 +129,12 @@ class MoleculeGraph:
         from rdkit import Chem
 
         skeleton = Chem.RWMol(self.rdkit_mol)
-        for atom in skeleton.GetAtoms():
+        for atom in _atoms(skeleton):
             atom.SetFormalCharge(0)
             atom.SetIsAromatic(False)
             atom.SetNoImplicit(True)
             atom.SetNumExplicitHs(0)
-        for bond in skeleton.GetBonds():
+        for bond in _bonds(skeleton):
             bond.SetBondType(Chem.BondType.SINGLE)
             bond.SetIsAromatic(False)
         skeleton.UpdatePropertyCache(strict=False)
@@ -171,11 +173,12 @@ def _from_sanitized_rdkit(mol: Chem.Mol, name: str, positions: np.ndarray | None
     """Validate a sanitized RDKit molecule with explicit hydrogens and build the graph."""
     _validate_chemistry(mol, name)
     n = mol.GetNumAtoms()
-    atomic_numbers = np.fromiter((a.GetAtomicNum() for a in mol.GetAtoms()), np.int64, n)
-    formal_charges = np.fromiter((a.GetFormalCharge() for a in mol.GetAtoms()), np.int64, n)
+    atom_list = _atoms(mol)
+    atomic_numbers = np.fromiter((a.GetAtomicNum() for a in atom_list), np.int64, n)
+    formal_charges = np.fromiter((a.GetFormalCharge() for a in atom_list), np.int64, n)
     pairs = []
     orders = []
-    for bond in mol.GetBonds():
+    for bond in _bonds(mol):
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         pairs.append((min(i, j), max(i, j)))
         orders.append(bond.GetBondTypeAsDouble())
@@ -197,13 +200,13 @@ def _validate_chemistry(mol: Chem.Mol, name: str) -> None:
     from rdkit import Chem
 
     label = f" in {name!r}" if name else ""
-    bad = sorted({a.GetSymbol() for a in mol.GetAtoms() if a.GetAtomicNum() not in SUPPORTED_ELEMENTS})
+    bad = sorted({a.GetSymbol() for a in _atoms(mol) if a.GetAtomicNum() not in SUPPORTED_ELEMENTS})
     if bad:
         raise UnsupportedElementError(
             f"element(s) {', '.join(bad)}{label} not covered; supported: "
             + " ".join(SUPPORTED_ELEMENTS.values())
         )
-    radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons() > 0]
+    radicals = [a.GetIdx() for a in _atoms(mol) if a.GetNumRadicalElectrons() > 0]
     if radicals:
         raise RadicalError(
             f"unpaired electrons on atom(s) {radicals}{label}; only closed-shell molecules are "
@@ -258,7 +261,7 @@ def from_smiles(smiles: str, name: str = "") -> MoleculeGraph:
             raise UnparsableSmilesError(f"RDKit could not parse SMILES {_short(text)!r}: {err}") from err
     if mol is None:
         raise UnparsableSmilesError(f"RDKit could not parse SMILES {_short(text)!r}")
-    maps = [a.GetAtomMapNum() for a in mol.GetAtoms()]
+    maps = [a.GetAtomMapNum() for a in _atoms(mol)]
     if any(maps):
         mol = _reorder_by_map(mol, maps, text)
     else:

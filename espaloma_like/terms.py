@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from espaloma_like._rdkit import atoms as rdkit_atoms
 from espaloma_like.molecule import MoleculeGraph
 
 
@@ -67,7 +68,7 @@ def linear_centres(graph: MoleculeGraph) -> np.ndarray:
 
     return np.array([
         a.GetDegree() == 2 and a.GetHybridization() == Chem.HybridizationType.SP
-        for a in graph.rdkit_mol.GetAtoms()
+        for a in rdkit_atoms(graph.rdkit_mol)
     ], dtype=bool)
 
 

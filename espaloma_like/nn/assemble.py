@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from espaloma_like.nn.batch import GraphBatch, PreparedMolecule
-from espaloma_like.nn.model import PredictedParameters
+from espaloma_like.nn.model import PredictedParameters, _outer_distance
 from espaloma_like.parameters import (
     AngleParameters,
     BondParameters,
@@ -59,18 +59,16 @@ def _canonical_rows(indices: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndar
     if kind == "bonds":
         rows = np.sort(indices, axis=1)
     elif kind in ("angles", "propers"):
-        flip = indices[:, 0] > indices[:, -1]
-        if kind == "propers":
-            # (i, j, k, l) < (l, k, j, i) lexicographically
-            forward = [tuple(r) for r in indices.tolist()]
-            flip = np.array([f > f[::-1] for f in forward], dtype=bool)
+        # reverse where (i, j, k[, l]) > its reversal lexicographically; the end atoms differ,
+        # except in propers of 3-rings (i == l), where the middle pair decides
+        first, last = indices[:, 0], indices[:, -1]
+        flip = (first > last) | ((first == last) & (indices[:, 1] > indices[:, -2]))
         rows = np.where(flip[:, None], indices[:, ::-1], indices)
     else:  # impropers: rotate the outer atoms cyclically so the smallest comes first
-        rows = indices.copy()
-        for r in range(len(rows)):
-            outer = rows[r, 1:].tolist()
-            start = outer.index(min(outer))
-            rows[r, 1:] = outer[start:] + outer[:start]
+        outer = indices[:, 1:]
+        shift = np.argmin(outer, axis=1)
+        columns = (shift[:, None] + np.arange(outer.shape[1])) % outer.shape[1]
+        rows = np.concatenate([indices[:, :1], np.take_along_axis(outer, columns, axis=1)], axis=1)
     order = np.lexsort(rows.T[::-1]) if len(rows) else np.zeros(0, np.int64)
     return rows[order], order
 
@@ -133,6 +131,11 @@ def split_parameter_sets(
     """Per-molecule ParameterSets in each molecule's *input* atom order, float64, detached."""
     p = {k: v.detach().to("cpu", torch.float64) for k, v in vars(predicted).items()
          if v is not None}
+    if "urey_bradley_length" in p:
+        # a derived length: recomputed in float64 so the springs rest exactly where the
+        # exported bonds and angles do, whatever precision the network ran in
+        p["urey_bradley_length"] = _outer_distance(batch.bonds.cpu(), p["bond_length"],
+                                                   batch.angles.cpu(), p["angle"])
     term_of = {"bond_k": "bonds", "bond_length": "bonds", "angle_k": "angles", "angle": "angles",
                "proper_k": "propers", "improper_k": "impropers",
                "urey_bradley_k": "angles", "urey_bradley_length": "angles"}

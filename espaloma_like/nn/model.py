@@ -316,7 +316,14 @@ def _unique_class_terms(
     width = term_classes.shape[1]
     weights = base ** torch.arange(width - 1, -1, -1, device=term_classes.device)
     keys = torch.stack([(v * weights).sum(-1) for v in variants])  # (V, T), lexicographic
-    best = keys.argmin(0)
+    best_key, best = keys.min(0)
     canonical = torch.stack(variants)[best, torch.arange(term_classes.shape[0])]
-    unique, inverse = torch.unique(canonical, dim=0, return_inverse=True)
-    return unique, inverse
+    if float(base) ** width >= 2.0**62:  # the integer keys could overflow: compare rows
+        unique, inverse = torch.unique(canonical, dim=0, return_inverse=True)
+        return unique, inverse
+    # one integer key per row orders rows as the lexicographic row order does, and a 1-D
+    # unique is several times faster than unique(dim=0)
+    unique_keys, inverse = torch.unique(best_key, return_inverse=True)
+    first = torch.empty_like(unique_keys).scatter_(
+        0, inverse, torch.arange(len(inverse), device=inverse.device))
+    return canonical[first], inverse
