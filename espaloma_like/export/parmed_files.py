@@ -1,23 +1,42 @@
 """GROMACS (``.top`` + ``.gro``) and Amber (``prmtop`` + ``inpcrd``) files, written through ParmEd.
 
-The OpenMM System of the parameters (:func:`~espaloma_like.export.openmm_system.to_openmm_system`)
-is read by ``parmed.openmm.load_topology`` and written by ParmEd's writers, with the fixes that
-make the files reproduce that System term by term:
+Two entry points: one parametrized molecule in vacuum (:func:`write_gromacs`,
+:func:`write_amber`), and any OpenMM System with its Topology, positions and box, such as a
+ligand in a water box or a protein-ligand complex made by
+:class:`~espaloma_like.export.system_generator.SystemGenerator`
+(:func:`write_system_gromacs`, :func:`write_system_amber`). Both go through
+:func:`~espaloma_like.export.parmed_system.to_parmed_system`, which checks the System and
+refuses what the files would not reproduce (see that module), and through ParmEd's writers,
+with the fixes that make the files reproduce the System term by term:
 
 * **1-4 pairs.** ParmEd keeps the System's scaled 1-4 exceptions as explicit pair parameters.
   GROMACS gets them as a ``[ pairs ]`` list with explicit sigma and epsilon (``gen-pairs no``,
-  ``fudgeLJ 1``) and ``fudgeQQ`` the model's Coulomb 1-4 scale (0.8333).
-* **Urey-Bradley springs** (a second HarmonicBondForce, in the angle force group) become
-  ParmEd Urey-Bradley terms. GROMACS writes them as angles of function type 5 (harmonic angle
-  plus Urey-Bradley). A standard Amber prmtop has no Urey-Bradley term, so a model with springs
-  is written as a *chamber* prmtop (the CHARMM-style prmtop of Amber's ``chamber`` and ParmEd),
-  which OpenMM's ``AmberPrmtopFile``, ParmEd, sander and pmemd read; springs are never folded
-  into bonds, which would add false 1-3 bonds to the topology (and constrain H-H pairs under
-  ``constraints=HBonds``). Without springs the prmtop is a standard Amber one.
+  ``fudgeLJ 1``) and ``fudgeQQ`` the one Coulomb 1-4 scale (0.8333 for the model and Amber
+  force fields); Amber gets ``SCEE`` / ``SCNB`` per torsion.
+* **Urey-Bradley springs** (a HarmonicBondForce term between the outer atoms of an angle: a
+  force of their own in the model's vacuum System, inside the bond force in a System from
+  ``ForceField``) become ParmEd Urey-Bradley terms. GROMACS writes them as angles of function
+  type 5 (harmonic angle plus Urey-Bradley). A standard Amber prmtop has no Urey-Bradley term,
+  so a System with springs is written as a *chamber* prmtop (the CHARMM-style prmtop of
+  Amber's ``chamber`` and ParmEd), which OpenMM's ``AmberPrmtopFile``, ParmEd, sander and
+  pmemd read; springs are never folded into bonds, which would add false 1-3 bonds to the
+  topology (and constrain H-H pairs under ``constraints=HBonds``). Without springs the prmtop
+  is a standard Amber one.
 * **Impropers** (SMIRNOFF trefoil, central atom first) are periodic torsions: they go out as
   periodic dihedrals that generate no 1-4 pair, so their energy is unchanged.
+* **Water.** GROMACS: ParmEd writes each water's bonds and angle under ``#ifdef FLEXIBLE``
+  and a ``[ settles ]`` line otherwise (GROMACS's own convention). Amber: water residues are
+  named ``WAT`` and get an H-H bond of force constant 0 at the rigid H-H distance, LEaP's
+  convention, so that SHAKE / SETTLE and OpenMM's ``rigidWater`` keep them rigid while a
+  flexible water's energy stays as it was.
+* **Box.** Written to the ``.gro`` and to the prmtop and ``inpcrd`` (lengths and angles).
 * **Precision.** ParmEd writes GROMACS bond lengths to 1e-5 nm, which moves the bond energy by
   ~1e-4 relative; the ``[ bonds ]`` lines are rewritten at full precision.
+
+What the files do not hold is the run: nonbonded method, cutoff, Ewald tolerance, switching,
+dispersion correction and constraints go into the ``.mdp``, the ``mdin`` or the arguments of
+``createSystem`` when the files are read, and must match the System's own to reproduce its
+energies.
 
 Each file is written under a temporary name in its directory and moved into place, so a
 failure leaves no partial file and an existing file untouched.
@@ -27,21 +46,44 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from espaloma_like.export.parmed_system import (
+    ExportError,
+    add_water_hh_bonds,
+    amber_frame,
+    canonical_box,
+    coulomb_14_scales,
+    to_parmed_system,
+    water_residues,
+)
 from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.parameters import ParameterSet
 
 if TYPE_CHECKING:
+    import openmm
+    import openmm.app
     import parmed
+
+__all__ = ["ExportError", "molecule_positions", "to_parmed_structure", "write_amber",
+           "write_gromacs", "write_system_amber", "write_system_gromacs"]
 
 #: Digits after the decimal point of ``.gro`` coordinates (nm): the standard 3, since OpenMM's
 #: ``GromacsGroFile`` (unlike GROMACS) reads only the standard column layout.
 GRO_PRECISION = 3
+#: Amber's residue name for water (LEaP's, and the one sander and pmemd SETTLE by default).
+AMBER_WATER = "WAT"
+
+
+def _molecule_system(graph: MoleculeGraph, parameters: ParameterSet, residue_name: str,
+                     ) -> tuple[openmm.app.Topology, openmm.System]:
+    from espaloma_like.export.ffxml import to_openmm_topology
+    from espaloma_like.export.openmm_system import to_openmm_system
+
+    return to_openmm_topology(graph, residue_name), to_openmm_system(parameters, graph.masses)
 
 
 def to_parmed_structure(graph: MoleculeGraph, parameters: ParameterSet,
@@ -72,25 +114,9 @@ def to_parmed_structure(graph: MoleculeGraph, parameters: ParameterSet,
     UndefinedStereoError
         No positions were given, the graph has none, and its stereochemistry is undefined.
     """
-    import parmed
-
-    from espaloma_like.export.ffxml import to_openmm_topology
-    from espaloma_like.export.openmm_system import to_openmm_system
-
     xyz = molecule_positions(graph, positions)
-    system = to_openmm_system(parameters, graph.masses)
-    topology = to_openmm_topology(graph, residue_name)
-    with warnings.catch_warnings():
-        # ParmEd warns when a System's forces come in an order it does not expect; ours are
-        # bond, angle, Urey-Bradley, torsions, nonbonded, which it maps as intended
-        warnings.simplefilter("ignore", parmed.exceptions.OpenMMWarning)
-        structure = parmed.openmm.load_topology(topology, system, xyz=xyz * 10.0)
-    if structure.urey_bradleys:
-        spring_pairs = {frozenset((ub.atom1.idx, ub.atom2.idx)) for ub in structure.urey_bradleys}
-        for angle in structure.angles:
-            if frozenset((angle.atom1.idx, angle.atom3.idx)) in spring_pairs:
-                angle.funct = 5  # GROMACS: harmonic angle + Urey-Bradley
-    return structure
+    topology, system = _molecule_system(graph, parameters, residue_name)
+    return to_parmed_system(topology, system, xyz)
 
 
 def molecule_positions(graph: MoleculeGraph, positions: np.ndarray | None = None) -> np.ndarray:
@@ -108,7 +134,7 @@ def molecule_positions(graph: MoleculeGraph, positions: np.ndarray | None = None
 def write_gromacs(graph: MoleculeGraph, parameters: ParameterSet, top_path: str | os.PathLike[str],
                   gro_path: str | os.PathLike[str], positions: np.ndarray | None = None,
                   residue_name: str = "MOL", header: str = "") -> tuple[Path, Path]:
-    """Write a standalone GROMACS topology (``.top``) and coordinates (``.gro``).
+    """Write a standalone GROMACS topology (``.top``) and coordinates (``.gro``) of one molecule.
 
     Parameters
     ----------
@@ -124,29 +150,16 @@ def write_gromacs(graph: MoleculeGraph, parameters: ParameterSet, top_path: str 
     tuple of Path
         ``(top_path, gro_path)``.
     """
-    from parmed.gromacs import GromacsGroFile, GromacsTopologyFile
-
-    structure = to_parmed_structure(graph, parameters, positions, residue_name)
-    top, gro = Path(top_path), Path(gro_path)
-    with tempfile.TemporaryDirectory(prefix=".espaloma_like-", dir=top.parent) as scratch:
-        staged_top = Path(scratch) / top.name
-        GromacsTopologyFile.from_structure(structure).write(str(staged_top))
-        text = _exact_bonds(staged_top.read_text(), parameters)
-        if header:
-            text = "".join(f"; {line}\n" for line in header.splitlines()) + text
-        staged_top.write_text(text)
-        with tempfile.TemporaryDirectory(prefix=".espaloma_like-", dir=gro.parent) as scratch_gro:
-            staged_gro = Path(scratch_gro) / gro.name
-            GromacsGroFile.write(structure, str(staged_gro), precision=GRO_PRECISION)
-            os.replace(staged_top, top)
-            os.replace(staged_gro, gro)
-    return top, gro
+    xyz = molecule_positions(graph, positions)
+    topology, system = _molecule_system(graph, parameters, residue_name)
+    return write_system_gromacs(topology, system, xyz, top_path, gro_path, header=header)
 
 
 def write_amber(graph: MoleculeGraph, parameters: ParameterSet, prmtop_path: str | os.PathLike[str],
                 inpcrd_path: str | os.PathLike[str], positions: np.ndarray | None = None,
                 residue_name: str = "MOL") -> tuple[Path, Path]:
-    """Write an Amber topology (``prmtop``) and coordinates (``inpcrd``, ASCII restart format).
+    """Write an Amber topology (``prmtop``) and coordinates (``inpcrd``, ASCII restart format)
+    of one molecule.
 
     A standard Amber prmtop when the parameters have no Urey-Bradley springs; a chamber
     (CHARMM-style) prmtop, which carries them, when they do (see the module notes).
@@ -163,21 +176,128 @@ def write_amber(graph: MoleculeGraph, parameters: ParameterSet, prmtop_path: str
     tuple of Path
         ``(prmtop_path, inpcrd_path)``.
     """
+    xyz = molecule_positions(graph, positions)
+    topology, system = _molecule_system(graph, parameters, residue_name)
+    return write_system_amber(topology, system, xyz, prmtop_path, inpcrd_path, title=residue_name)
+
+
+def write_system_gromacs(topology: openmm.app.Topology, system: openmm.System, positions: Any,
+                         top_path: str | os.PathLike[str], gro_path: str | os.PathLike[str],
+                         box_vectors: Any = None, header: str = "") -> tuple[Path, Path]:
+    """Write a GROMACS topology (``.top``) and coordinates (``.gro``, with the box) of a System.
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+        Atoms, residues and bonds in the System's order (``Modeller.topology``); every
+        molecule becomes a ``[ moleculetype ]``, identical molecules (waters, ions) one.
+    system : openmm.System
+        Its parameters, created without constraints: e.g. ``SystemGenerator.create_system``
+        or ``ForceField.createSystem`` with ``constraints=None, rigidWater=False``, any
+        nonbonded method. See :mod:`espaloma_like.export.parmed_system` for what is refused.
+    positions : openmm.unit.Quantity or array-like
+        (N, 3) coordinates (nm when plain numbers).
+    top_path, gro_path : str or os.PathLike
+        Output files; their directories must exist.
+    box_vectors : Quantity, three Vec3 or (3, 3) array (nm), optional
+        Periodic box; the Topology's (else the periodic System's) when None.
+    header : str
+        Lines written as ``;`` comments at the top of the ``.top`` (provenance).
+
+    Returns
+    -------
+    tuple of Path
+        ``(top_path, gro_path)``.
+
+    Raises
+    ------
+    ExportError
+        The System holds something the file would not reproduce, or its 1-4 pairs have more
+        than one Coulomb scale (GROMACS has a single ``fudgeQQ``).
+    """
+    from parmed.gromacs import GromacsGroFile, GromacsTopologyFile
+
+    structure = to_parmed_system(topology, system, positions, box_vectors)
+    scales = coulomb_14_scales(structure)
+    if len(scales) > 1:
+        raise ExportError(
+            f"the 1-4 pairs have {len(scales)} Coulomb scales ({', '.join(f'{s:.6g}' for s in scales)}); "
+            "a GROMACS topology has one fudgeQQ for the whole system (write an Amber prmtop, "
+            "which has one scale per torsion)")
+    gromacs = GromacsTopologyFile.from_structure(structure)
+    top, gro = Path(top_path), Path(gro_path)
+    with tempfile.TemporaryDirectory(prefix=".espaloma_like-", dir=top.parent) as scratch:
+        staged_top = Path(scratch) / top.name
+        gromacs.write(str(staged_top))
+        text = _exact_bonds(staged_top.read_text(), gromacs)
+        if header:
+            text = "".join(f"; {line}\n" for line in header.splitlines()) + text
+        staged_top.write_text(text)
+        with tempfile.TemporaryDirectory(prefix=".espaloma_like-", dir=gro.parent) as scratch_gro:
+            staged_gro = Path(scratch_gro) / gro.name
+            GromacsGroFile.write(structure, str(staged_gro), precision=GRO_PRECISION)
+            os.replace(staged_top, top)
+            os.replace(staged_gro, gro)
+    return top, gro
+
+
+def write_system_amber(topology: openmm.app.Topology, system: openmm.System, positions: Any,
+                       prmtop_path: str | os.PathLike[str], inpcrd_path: str | os.PathLike[str],
+                       box_vectors: Any = None, title: str = "") -> tuple[Path, Path]:
+    """Write an Amber topology (``prmtop``) and coordinates (``inpcrd``, ASCII restart format,
+    with the box) of a System.
+
+    A standard Amber prmtop when the System has no Urey-Bradley springs, a chamber prmtop when
+    it has (the model's by default). Water residues are renamed ``WAT`` and get an H-H bond
+    of force constant 0 (see the module notes).
+
+    Parameters
+    ----------
+    topology, system, positions, box_vectors
+        As for :func:`write_system_gromacs`.
+    prmtop_path, inpcrd_path : str or os.PathLike
+        Output files; their directories must exist.
+    title : str
+        Title of the prmtop and of the restart file.
+
+    Returns
+    -------
+    tuple of Path
+        ``(prmtop_path, inpcrd_path)``.
+
+    Raises
+    ------
+    ExportError
+        The System holds something the file would not reproduce.
+    """
     from parmed.amber import AmberParm, ChamberParm, Rst7
 
-    structure = to_parmed_structure(graph, parameters, positions, residue_name)
-    if structure.urey_bradleys:
-        parm = ChamberParm.from_structure(structure)
-        # chamber: the 1-4 Lennard-Jones table already holds the scaled 1-4 epsilons (ParmEd
-        # builds it from the System's exceptions), so no further LJ scaling; Coulomb 1-4 pairs
-        # are divided by SCEE
+    structure = to_parmed_system(topology, system, positions, box_vectors)
+    if structure.box is not None:
+        structure.box, rotation = amber_frame(canonical_box(structure.box))
+        if rotation is not None:
+            structure.coordinates = np.asarray(structure.coordinates) @ rotation
+    for residue in water_residues(structure):
+        residue.name = AMBER_WATER
+    add_water_hh_bonds(structure)
+    try:
+        parm = (ChamberParm if structure.urey_bradleys else AmberParm).from_structure(structure)
+    except TypeError as err:  # ParmEd: "Cannot translate exceptions" and the like
+        raise ExportError(f"ParmEd cannot write this System as an Amber prmtop: {err}") from err
+    if isinstance(parm, ChamberParm):
+        # a chamber prmtop takes each 1-4 pair's Lennard-Jones from its 1-4 table, which ParmEd
+        # fills from the System's exceptions (scaled already); but the zero torsions ParmEd adds
+        # for 1-4 pairs without one (torsions of force constant 0 are not in the System) get
+        # Amber's SCNB (2 for the model), which would scale them twice. Ignored pairs keep 1e10.
         for dihedral_type in parm.dihedral_types:
-            dihedral_type.scee = 1.0 / float(parameters.nonbonded.coulomb_14_scale)
-            dihedral_type.scnb = 1.0
-    else:
-        parm = AmberParm.from_structure(structure)
-    restart = Rst7(natom=len(structure.atoms), title=residue_name)
+            if dihedral_type.scnb < 1e9:
+                dihedral_type.scnb = 1.0
+    if title:
+        parm.title = title
+    restart = Rst7(natom=len(structure.atoms), title=title or "espaloma_like")
     restart.coordinates = np.asarray(structure.coordinates)
+    if structure.box is not None:
+        restart.box = np.asarray(structure.box)
     prmtop, inpcrd = Path(prmtop_path), Path(inpcrd_path)
     with tempfile.TemporaryDirectory(prefix=".espaloma_like-", dir=prmtop.parent) as scratch:
         staged_prmtop = Path(scratch) / prmtop.name
@@ -190,20 +310,32 @@ def write_amber(graph: MoleculeGraph, parameters: ParameterSet, prmtop_path: str
     return prmtop, inpcrd
 
 
-def _exact_bonds(top_text: str, parameters: ParameterSet) -> str:
-    """``top_text`` with its ``[ bonds ]`` parameters written at full precision."""
-    p = parameters.numpy()
-    exact = {(int(i), int(j)): (r0, k) for (i, j), r0, k in
-             zip(p["bonds.indices"].tolist(), p["bonds.length"].tolist(), p["bonds.k"].tolist(),
-                 strict=True)}
+def _exact_bonds(top_text: str, gromacs: Any) -> str:
+    """``top_text`` with the parameters of its ``[ bonds ]`` lines at full precision.
+
+    ParmEd writes one ``[ moleculetype ]`` per molecule of ``gromacs.split()``, in that order,
+    with atom indices local to the molecule; the exact values come from those molecules.
+    """
+    from openmm import unit
+
+    to_kj_nm2 = (unit.kilocalorie_per_mole / unit.angstrom**2).conversion_factor_to(
+        unit.kilojoule_per_mole / unit.nanometer**2) * 2
+    molecules = [molecule for molecule, _ in gromacs.split()]
     lines = top_text.splitlines(keepends=True)
-    section = ""
+    section, molecule = "", -1
+    exact: dict[tuple[int, int], tuple[float, float]] = {}
     for n, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith("["):
             section = stripped.strip("[] ").lower()
+            if section == "moleculetype":
+                molecule += 1
+                exact = {} if molecule >= len(molecules) else {
+                    (min(b.atom1.idx, b.atom2.idx), max(b.atom1.idx, b.atom2.idx)):
+                    (b.type.req / 10.0, b.type.k * to_kj_nm2)
+                    for b in molecules[molecule].bonds if b.type is not None}
             continue
-        if section != "bonds" or not stripped or stripped.startswith(";"):
+        if section != "bonds" or not stripped or stripped[0] in ";#":
             continue
         words = stripped.split()
         i, j, funct = int(words[0]) - 1, int(words[1]) - 1, int(words[2])
