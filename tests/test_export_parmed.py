@@ -568,3 +568,38 @@ def test_what_the_files_cannot_hold_is_an_error_and_no_file(
         write(topology, system, xyz, tmp_path / "x.top", tmp_path / "x.gro")
     assert isinstance(raised.value, EspalomaLikeError)
     assert not list(tmp_path.iterdir())
+
+
+def test_empty_forces_are_left_out(tmp_path: Path) -> None:
+    """A bonded force without terms (CHARMM's CMAP in a System without protein) changes no
+    energy: the export leaves it out instead of refusing the System."""
+    from espaloma_like.export.parmed_files import write_system_gromacs
+
+    topology, system, xyz = _ethanol()
+    bonds = np.array([(a.index, b.index) for a, b in topology.bonds()])
+    reference = term_energies(system, xyz, bonds)
+    system.addForce(openmm.CMAPTorsionForce())
+    system.addForce(openmm.CustomTorsionForce("k*theta^2"))
+    top, _ = write_system_gromacs(topology, system, xyz, tmp_path / "e.top", tmp_path / "e.gro")
+    read = app.GromacsTopFile(str(top)).createSystem(nonbondedMethod=app.NoCutoff, **FLEXIBLE)
+    assert max(relative_differences(reference, term_energies(read, xyz, bonds)).values()) < 1e-6
+
+
+@pytest.mark.slow  # loading charmm36.xml: ~4 s
+def test_a_charmm36_system_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """CHARMM's Lennard-Jones lives in a CustomNonbondedForce (NBFIX) and CustomBondForce:
+    ParmEd would drop it with a warning; the export says so and writes nothing."""
+    from espaloma_like import SystemGenerator
+    from espaloma_like.export.parmed_files import ExportError, write_system_amber
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        generator = SystemGenerator(["charmm36.xml"], molecules=[PARACETAMOL],
+                                    forcefield_kwargs=FLEXIBLE)
+        ligand = espaloma_like.parametrize(PARACETAMOL)
+    topology = ligand.to_openmm_topology("LIG")
+    system = generator.create_system(topology)
+    xyz = generate_conformers(ligand.molecule, n_conformers=1, seed=0)[0]
+    with pytest.raises(ExportError, match="CustomNonbondedForce"):
+        write_system_amber(topology, system, xyz, tmp_path / "c.prmtop", tmp_path / "c.inpcrd")
+    assert not list(tmp_path.iterdir())

@@ -10,8 +10,9 @@ not reproduce exactly is an :class:`ExportError` that says why:
 
 * **Forces.** ``HarmonicBondForce``, ``HarmonicAngleForce``, ``PeriodicTorsionForce`` and one
   ``NonbondedForce`` (no parameter offsets, no virtual sites); ``CMMotionRemover``,
-  barostats and thermostats are run settings and are left out. Anything else (CHARMM's
-  ``LennardJonesForce``, CMAP, custom forces) is refused.
+  barostats and thermostats are run settings and are left out, and so are bonded forces
+  without terms. Anything else (CHARMM's ``LennardJonesForce``, CMAP, custom forces) is
+  refused.
 * **Bond terms.** Every bond of the Topology needs a harmonic term. Terms between the outer
   atoms of an angle are Urey-Bradley springs (written as GROMACS angle function 5 and as
   chamber-prmtop Urey-Bradley terms, never as bonds); a term between any other unbonded pair
@@ -188,6 +189,15 @@ def _force_name(force: openmm.Force) -> str:
     return type(force).__name__
 
 
+def _empty(force: openmm.Force) -> bool:
+    """A bonded force without terms (CHARMM's CMAP force in a System without protein):
+    leaving it out changes nothing."""
+    for counter in ("getNumBonds", "getNumAngles", "getNumTorsions"):
+        if hasattr(force, counter):
+            return bool(getattr(force, counter)() == 0)
+    return False
+
+
 def normalized_system(topology: openmm.app.Topology, system: openmm.System) -> openmm.System:
     """A copy of ``system`` in the shape ParmEd reads as intended, after the checks of the
     module notes: one HarmonicBondForce of the Topology's bonds first, the angle forces,
@@ -209,7 +219,7 @@ def normalized_system(topology: openmm.app.Topology, system: openmm.System) -> o
     if virtual:
         raise ExportError(f"the System has {len(virtual)} virtual sites (4- or 5-site water, "
                           "extra points); they are not exported")
-    unknown = sorted({_force_name(f) for f in system.getForces()}
+    unknown = sorted({_force_name(f) for f in system.getForces() if not _empty(f)}
                      - set(WRITTEN_FORCES) - set(RUN_SETTING_FORCES))
     if unknown:
         raise ExportError(
