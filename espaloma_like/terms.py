@@ -17,7 +17,6 @@ Canonical orders (so that a term has exactly one representation):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +56,15 @@ class Terms:
     pairs_full: np.ndarray
 
 
-def _as_index(rows: Sequence[tuple[int, ...]], width: int) -> np.ndarray:
-    out = np.asarray(sorted(rows), dtype=np.int64)
-    return out.reshape(-1, width)
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+    """Distinct rows in lexicographic order, int64, shape (R, width)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) < 2:
+        return rows
+    rows = rows[np.lexsort(rows.T[::-1])]
+    distinct = np.ones(len(rows), dtype=bool)
+    distinct[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    return rows[distinct]
 
 
 def linear_centres(graph: MoleculeGraph) -> np.ndarray:
@@ -77,38 +82,51 @@ def enumerate_terms(graph: MoleculeGraph) -> Terms:
     return terms_from_bonds(graph.n_atoms, graph.bonds, linear_centres(graph))
 
 
+def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows with ``counts[r]`` items from ``starts[r]``: (row of each item, item index)."""
+    rows = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    return rows, starts[rows] + np.arange(int(counts.sum())) - first[rows]
+
+
 def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None = None) -> Terms:
-    """All terms of a graph given by its atom count, (B, 2) bonds and (N,) linear-centre mask."""
+    """All terms of a graph given by its atom count, (B, 2) bonds and (N,) linear-centre mask.
+
+    Vectorized over bonded paths (no per-atom Python loop): it sits on the parametrization hot
+    path.
+    """
     if linear is None:
         linear = np.zeros(n_atoms, dtype=bool)
-    neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
-    for i, j in bonds.tolist():
-        neighbours[i].append(j)
-        neighbours[j].append(i)
-    for row in neighbours:
-        row.sort()
+    bonds = np.sort(np.asarray(bonds, dtype=np.int64).reshape(-1, 2), axis=1)
+    # directed edges sorted by (source, target): a CSR neighbour list with ascending neighbours
+    source = np.concatenate([bonds[:, 0], bonds[:, 1]])
+    target = np.concatenate([bonds[:, 1], bonds[:, 0]])
+    order = np.lexsort((target, source))
+    source, target = source[order], target[order]
+    degree = np.bincount(source, minlength=n_atoms)
+    start = np.cumsum(degree) - degree
 
-    bond_rows = [(min(i, j), max(i, j)) for i, j in bonds.tolist()]
-    angle_rows = [
-        (nb[a], j, nb[b])
-        for j, nb in enumerate(neighbours)
-        for a in range(len(nb))
-        for b in range(a + 1, len(nb))
-    ]
-    proper_rows = []
-    for j, k in bond_rows:
-        if linear[j] or linear[k]:
-            continue
-        for i in neighbours[j]:
-            if i == k:
-                continue
-            for m in neighbours[k]:
-                if m == j or m == i:
-                    continue
-                forward = (i, j, k, m)
-                reverse = (m, k, j, i)
-                proper_rows.append(min(forward, reverse))
-    improper_rows = [(c, *nb) for c, nb in enumerate(neighbours) if len(nb) == 3]
+    # angles: each pair of neighbours (a < b) of every apex
+    edge = np.arange(len(source))
+    later = start[source] + degree[source] - edge - 1  # neighbours after this one
+    first_edge, second_edge = _expand(edge + 1, later)
+    angles = np.stack([target[first_edge], source[first_edge], target[second_edge]], axis=1)
+
+    # propers: paths i-j-k-m over every directed central bond j->k, without linear centres
+    central = np.flatnonzero(~linear[source] & ~linear[target])
+    path, i_edge = _expand(start[source[central]], degree[source[central]])
+    j, k, i = source[central][path], target[central][path], target[i_edge]
+    keep = i != k
+    j, k, i = j[keep], k[keep], i[keep]
+    path, m_edge = _expand(start[k], degree[k])
+    i, j, k, m = i[path], j[path], k[path], target[m_edge]
+    keep = (m != j) & (m != i)
+    propers = np.stack([i[keep], j[keep], k[keep], m[keep]], axis=1)
+    propers = np.where((propers[:, 0] > propers[:, 3])[:, None], propers[:, ::-1], propers)
+
+    centres = np.flatnonzero(degree == 3)
+    impropers = np.concatenate(
+        [centres[:, None], target[start[centres][:, None] + np.arange(3)]], axis=1)
 
     adjacency = np.zeros((n_atoms, n_atoms), dtype=bool)
     if len(bonds):
@@ -123,10 +141,10 @@ def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None 
     pairs_full = np.argwhere(~within_3 & upper)
 
     return Terms(
-        bonds=_as_index(bond_rows, 2),
-        angles=_as_index(angle_rows, 3),
-        propers=_as_index(list(set(proper_rows)), 4),
-        impropers=_as_index(improper_rows, 4),
+        bonds=_sorted_rows(bonds),
+        angles=_sorted_rows(angles),
+        propers=_sorted_rows(propers),
+        impropers=_sorted_rows(impropers),
         pairs_14=pairs_14.astype(np.int64).reshape(-1, 2),
         exclusions=exclusions.astype(np.int64).reshape(-1, 2),
         pairs_full=pairs_full.astype(np.int64).reshape(-1, 2),
