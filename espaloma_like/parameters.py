@@ -18,6 +18,7 @@ Energy conventions (identical to OpenMM):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ def _to(tensor: torch.Tensor, device: Any, dtype: Any) -> torch.Tensor:
 
 
 class _TensorGroup:
-    """Mixin: move or detach every tensor field at once."""
+    """Mixin of the parameter blocks: move or detach every tensor field at once."""
 
     def to(self, device: Any = None, dtype: Any = None) -> Any:
         import torch
@@ -139,6 +140,10 @@ class ParameterSet(_TensorGroup):
     nonbonded : NonbondedParameters
     provenance : dict
         Free-form strings (method, force field, model name) written into exported XML.
+    extra_terms : Mapping[str, Any]
+        Blocks of the optional term kinds this set holds (Morse bonds, ...), by the kind's
+        registry name (:mod:`espaloma_like.termkinds`); each kind module defines its block.
+        The Urey-Bradley springs, older than the registry, live in ``angles``.
     """
 
     atomic_numbers: np.ndarray
@@ -148,6 +153,7 @@ class ParameterSet(_TensorGroup):
     impropers: TorsionParameters
     nonbonded: NonbondedParameters
     provenance: dict[str, str] = field(default_factory=dict)
+    extra_terms: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def n_atoms(self) -> int:
@@ -162,6 +168,7 @@ class ParameterSet(_TensorGroup):
             propers=self.propers.to(device, dtype),
             impropers=self.impropers.to(device, dtype),
             nonbonded=self.nonbonded.to(device, dtype),
+            extra_terms={name: block.to(device, dtype) for name, block in self.extra_terms.items()},
         )
 
     def detach(self) -> ParameterSet:
@@ -173,13 +180,19 @@ class ParameterSet(_TensorGroup):
             propers=self.propers.detach(),
             impropers=self.impropers.detach(),
             nonbonded=self.nonbonded.detach(),
+            extra_terms={name: block.detach() for name, block in self.extra_terms.items()},
         )
 
     def numpy(self) -> dict[str, np.ndarray]:
-        """Flat float64/int64 numpy view of every array, keyed ``"bonds.k"`` etc."""
+        """Flat float64/int64 numpy view of every array, keyed ``"bonds.k"`` etc.
+
+        For inspection and tests (an optional kind's fields are keyed by its name); code that
+        consumes parameters reads the typed blocks instead.
+        """
         out: dict[str, np.ndarray] = {"atomic_numbers": np.asarray(self.atomic_numbers)}
-        for group_name in ("bonds", "angles", "propers", "impropers", "nonbonded"):
-            group = getattr(self, group_name)
+        groups = {name: getattr(self, name)
+                  for name in ("bonds", "angles", "propers", "impropers", "nonbonded")}
+        for group_name, group in {**groups, **self.extra_terms}.items():
             for f in fields(group):
                 value = getattr(group, f.name)
                 if hasattr(value, "detach"):

@@ -13,6 +13,10 @@ Canonical orders (so that a term has exactly one representation):
   ``(c, d, a, b)``, each with a third of the force constant;
 * 1-4 pairs: atoms three bonds apart and not closer; exclusions: atoms one or two bonds apart;
   every other pair interacts fully.
+
+Each valence kind's symmetry (and so its canonical order) is stated once, by its module in
+:mod:`espaloma_like.termkinds` (``permutations``); the orders above are the smallest ordering
+under it, which the enumeration here produces directly.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import numpy as np
 
 from espaloma_like._rdkit import atoms as rdkit_atoms
 from espaloma_like.molecule import MoleculeGraph
+from espaloma_like.termkinds.impropers import trefoil_torsions
+
+__all__ = ["Terms", "enumerate_terms", "linear_centres", "terms_from_bonds", "trefoil_torsions"]
 
 
 @dataclass(frozen=True)
@@ -149,15 +156,3 @@ def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None 
         exclusions=exclusions.astype(np.int64).reshape(-1, 2),
         pairs_full=pairs_full.astype(np.int64).reshape(-1, 2),
     )
-
-
-def trefoil_torsions(impropers: np.ndarray) -> np.ndarray:
-    """Expand (I, 4) central-first impropers into the (I, 3, 4) trefoil torsion quadruples.
-
-    For ``(c, a, b, d)`` the torsions are ``(c, a, b, d)``, ``(c, b, d, a)``, ``(c, d, a, b)``,
-    which is what OpenMM generates for ``ordering="smirnoff"`` and what OpenFF Interchange writes.
-    """
-    c, a, b, d = impropers.T if len(impropers) else (np.zeros(0, np.int64),) * 4
-    return np.stack(
-        [np.stack([c, a, b, d], -1), np.stack([c, b, d, a], -1), np.stack([c, d, a, b], -1)], 1
-    ).reshape(-1, 3, 4)

@@ -47,10 +47,11 @@ def test_reversed_and_cyclically_permuted_terms_get_identical_parameters(model: 
         propers=batch.propers.flip(-1), impropers=i[:, [0, 2, 3, 1]],
     )
     again = model(permuted)
-    for name in ("bond_k", "bond_length", "angle_k", "angle", "proper_k", "improper_k"):
-        assert torch.equal(getattr(reference, name), getattr(again, name)), name
-    assert torch.equal(model(dataclasses.replace(batch, impropers=i[:, [0, 3, 1, 2]])).improper_k,
-                       reference.improper_k)
+    for kind, field in (("bonds", "k"), ("bonds", "length"), ("angles", "k"), ("angles", "angle"),
+                        ("propers", "k"), ("impropers", "k")):
+        assert torch.equal(getattr(reference.blocks[kind], field), getattr(again.blocks[kind], field)), kind
+    assert torch.equal(model(dataclasses.replace(batch, impropers=i[:, [0, 3, 1, 2]])).impropers.k,
+                       reference.impropers.k)
 
 
 def _term_dict(parameters, kind: str, labels: np.ndarray) -> dict:  # type: ignore[no-untyped-def]

@@ -30,10 +30,11 @@ def test_prior_is_zero_at_the_reference_and_counts_each_deviation() -> None:
     n = predicted.charges.shape[0]
     labelled = torch.ones(n, dtype=torch.bool)
     assert float(prior_deviation(predicted, predicted, stats, labelled)) == 0.0
-    softer = replace(predicted, bond_k=predicted.bond_k * 0.5)  # every bond 50 % softer
+    softer = predicted.replace_block("bonds", k=predicted.bonds.k * 0.5)  # every bond 50 % softer
     assert float(prior_deviation(softer, predicted, stats, labelled)) == pytest.approx(0.25)
     # equilibrium values are free
-    moved = replace(predicted, bond_length=predicted.bond_length * 1.05, angle=predicted.angle * 0.9)
+    moved = (predicted.replace_block("bonds", length=predicted.bonds.length * 1.05)
+             .replace_block("angles", angle=predicted.angles.angle * 0.9))
     assert float(prior_deviation(moved, predicted, stats, labelled)) == 0.0
     # charges count only where there is no charge label
     shifted = replace(predicted, charges=predicted.charges + 0.05)

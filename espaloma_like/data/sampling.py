@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from espaloma_like.molecule import MoleculeGraph, generate_conformers
+from espaloma_like.termkinds import FORCE_GROUPS
 
 if TYPE_CHECKING:
     import openmm
@@ -46,9 +47,9 @@ __all__ = [
     "valid_geometries",
 ]
 
-#: Force group of the scan restraint (the exporter uses groups 0-4).
+#: Force group of the scan restraint (the exporter uses the term kinds' groups, 0-4).
 _RESTRAINT_GROUP = 10
-_MM_GROUPS = {0, 1, 2, 3, 4}
+_MM_GROUPS = set(FORCE_GROUPS.values())
 
 
 class SamplingConfig(BaseModel):

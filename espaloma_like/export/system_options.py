@@ -184,27 +184,28 @@ def apply_system_options(system: openmm.System, parameters: ParameterSet,
     """
     import openmm
 
-    from espaloma_like.export.openmm_system import FORCE_GROUPS
+    from espaloma_like.termkinds import FORCE_GROUPS
+    from espaloma_like.termkinds.base import as_array
 
-    p = parameters.numpy()
-    hydrogen = p["atomic_numbers"] == 1
-    bond_pairs = p["bonds.indices"].reshape(-1, 2)
+    atomic_numbers = as_array(parameters.atomic_numbers)
+    hydrogen = atomic_numbers == 1
+    bond_pairs = as_array(parameters.bonds.indices).reshape(-1, 2)
     if options.hydrogen_mass is not None:
         _repartition(system, bond_pairs, hydrogen, options.hydrogen_mass)
 
     constrained_bonds: set[tuple[int, int]] = set()
     constrained_angles: set[tuple[int, int, int]] = set()
     if options.constraints is not None:
-        lengths = {(int(i), int(j)): float(r) for (i, j), r in zip(bond_pairs, p["bonds.length"],
-                                                                   strict=True)}
+        lengths = {(int(i), int(j)): float(r)
+                   for (i, j), r in zip(bond_pairs, as_array(parameters.bonds.length), strict=True)}
         for (i, j), r0 in lengths.items():
             if options.constraints != "HBonds" or hydrogen[i] or hydrogen[j]:
                 system.addConstraint(i, j, r0)
                 constrained_bonds.add((i, j))
         if options.constraints == "HAngles":
-            z = p["atomic_numbers"]
-            for (i, j, k), theta in zip(p["angles.indices"].tolist(), p["angles.angle"].tolist(),
-                                        strict=True):
+            z = atomic_numbers
+            for (i, j, k), theta in zip(as_array(parameters.angles.indices).tolist(),
+                                        as_array(parameters.angles.angle).tolist(), strict=True):
                 n_h = int(hydrogen[i]) + int(hydrogen[k])
                 if n_h == 2 or (n_h == 1 and z[j] == 8):  # as ForceField: H-X-H and H-O-X
                     r1 = lengths[(min(i, j), max(i, j))]

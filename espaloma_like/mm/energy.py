@@ -1,8 +1,8 @@
 """Pure, differentiable MM energies of a :class:`~espaloma_like.parameters.ParameterSet`.
 
-The functions mirror OpenMM's ``HarmonicBondForce``, ``HarmonicAngleForce``,
-``PeriodicTorsionForce`` and ``NonbondedForce`` (no cutoff) term by term, so that what is trained
-is what is simulated. Conformations are batched: ``xyz`` is (C, N, 3) in nm; energies are kJ/mol.
+Each term kind (:mod:`espaloma_like.termkinds`) owns its energy, written to mirror its OpenMM
+force term by term, so that what is trained is what is simulated; this module sums them by
+component. Conformations are batched: ``xyz`` is (C, N, 3) in nm; energies are kJ/mol.
 """
 
 from __future__ import annotations
@@ -11,12 +11,20 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from espaloma_like.mm.geometry import angles, dihedrals, distances
-from espaloma_like.parameters import N_PERIODICITIES, ParameterSet, TorsionParameters
-from espaloma_like.units import ONE_4PI_EPS0
+from espaloma_like.parameters import ParameterSet
+from espaloma_like.termkinds import COMPONENTS, NONBONDED, present_kinds
+from espaloma_like.termkinds.angles import harmonic_angle_energy
+from espaloma_like.termkinds.bonds import harmonic_bond_energy
+from espaloma_like.termkinds.impropers import improper_energy
+from espaloma_like.termkinds.nonbonded import coulomb_energy, lennard_jones_energy
+from espaloma_like.termkinds.propers import periodic_torsion_energy
+from espaloma_like.termkinds.urey_bradley import urey_bradley_energy
 
-#: Names of the energy components, in report order.
-COMPONENTS = ("bond", "angle", "proper", "improper", "lj", "coulomb")
+__all__ = [  # the per-term energies are re-exported from their kinds' modules
+    "COMPONENTS", "EnergyBreakdown", "coulomb_energy", "energy", "energy_and_forces",
+    "energy_terms", "harmonic_angle_energy", "harmonic_bond_energy", "improper_energy",
+    "lennard_jones_energy", "periodic_torsion_energy", "urey_bradley_energy",
+]
 
 
 @dataclass(frozen=True)
@@ -40,67 +48,6 @@ class EnergyBreakdown:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["total"] = self.total
         return out
-
-
-def harmonic_bond_energy(
-    xyz: torch.Tensor, indices: torch.Tensor, k: torch.Tensor, length: torch.Tensor
-) -> torch.Tensor:
-    """Per-bond energies (C, B): ``0.5 k (r - length)^2``."""
-    return 0.5 * k * (distances(xyz, indices) - length) ** 2
-
-
-def harmonic_angle_energy(
-    xyz: torch.Tensor, indices: torch.Tensor, k: torch.Tensor, angle: torch.Tensor
-) -> torch.Tensor:
-    """Per-angle energies (C, A): ``0.5 k (theta - angle)^2``."""
-    return 0.5 * k * (angles(xyz, indices) - angle) ** 2
-
-
-def urey_bradley_energy(xyz: torch.Tensor, indices: torch.Tensor, k: torch.Tensor,
-                        length: torch.Tensor) -> torch.Tensor:
-    """Per-angle Urey-Bradley energies (C, A): ``0.5 k (r_13 - length)^2`` (outer atoms)."""
-    return harmonic_bond_energy(xyz, indices[:, [0, 2]], k, length)
-
-
-def periodic_torsion_energy(
-    xyz: torch.Tensor, indices: torch.Tensor, k: torch.Tensor, phase: torch.Tensor
-) -> torch.Tensor:
-    """Per-torsion energies (C, T): ``sum_n k_n (1 + cos(n phi - phase_n))``, n = 1..6."""
-    phi = dihedrals(xyz, indices)
-    n = torch.arange(1, N_PERIODICITIES + 1, dtype=phi.dtype, device=phi.device)
-    return (k * (1.0 + torch.cos(phi[..., None] * n - phase))).sum(-1)
-
-
-def improper_energy(xyz: torch.Tensor, impropers: TorsionParameters) -> torch.Tensor:
-    """Per-improper energies (C, I), trefoil-expanded when ``impropers.trefoil``."""
-    if not impropers.trefoil:
-        return periodic_torsion_energy(xyz, impropers.indices, impropers.k, impropers.phase)
-    c, a, b, d = impropers.indices.unbind(-1)
-    total = xyz.new_zeros((xyz.shape[0], impropers.indices.shape[0]))
-    for quad in ((c, a, b, d), (c, b, d, a), (c, d, a, b)):
-        total = total + periodic_torsion_energy(
-            xyz, torch.stack(quad, -1), impropers.k / 3.0, impropers.phase
-        )
-    return total
-
-
-def lennard_jones_energy(
-    xyz: torch.Tensor, pairs: torch.Tensor, sigma: torch.Tensor, epsilon: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """Per-pair LJ energies (C, P) with Lorentz-Berthelot mixing, times ``scale``."""
-    r = distances(xyz, pairs)
-    sigma_ij = 0.5 * (sigma[pairs[:, 0]] + sigma[pairs[:, 1]])
-    epsilon_ij = torch.sqrt(epsilon[pairs[:, 0]] * epsilon[pairs[:, 1]])
-    sr6 = (sigma_ij / r) ** 6
-    return scale * 4.0 * epsilon_ij * (sr6 * sr6 - sr6)
-
-
-def coulomb_energy(
-    xyz: torch.Tensor, pairs: torch.Tensor, charges: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """Per-pair Coulomb energies (C, P) in vacuum, times ``scale``."""
-    r = distances(xyz, pairs)
-    return scale * ONE_4PI_EPS0 * charges[pairs[:, 0]] * charges[pairs[:, 1]] / r
 
 
 def _reduce(
@@ -142,33 +89,33 @@ def energy_terms(
     """
     if xyz.dim() == 2:
         xyz = xyz[None]
-    nb = parameters.nonbonded
 
     def reduce(per_term: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return _reduce(per_term, index[:, 0], atom_molecule, n_molecules)
 
-    b, a, p, i = parameters.bonds, parameters.angles, parameters.propers, parameters.impropers
-    # Urey-Bradley terms belong to their angle: one component (and one OpenMM force group)
-    angle_energy = harmonic_angle_energy(xyz, a.indices, a.k, a.angle)
-    if a.urey_bradley_k is not None and a.urey_bradley_length is not None:
-        angle_energy = angle_energy + urey_bradley_energy(xyz, a.indices, a.urey_bradley_k,
-                                                          a.urey_bradley_length)
-    lj = reduce(
-        lennard_jones_energy(xyz, nb.pairs_full, nb.sigma, nb.epsilon, 1.0), nb.pairs_full
-    ) + reduce(
-        lennard_jones_energy(xyz, nb.pairs_14, nb.sigma, nb.epsilon, nb.lj_14_scale), nb.pairs_14
-    )
-    coulomb = reduce(
-        coulomb_energy(xyz, nb.pairs_full, nb.charges, 1.0), nb.pairs_full
-    ) + reduce(coulomb_energy(xyz, nb.pairs_14, nb.charges, nb.coulomb_14_scale), nb.pairs_14)
-    return EnergyBreakdown(
-        bond=reduce(harmonic_bond_energy(xyz, b.indices, b.k, b.length), b.indices),
-        angle=reduce(angle_energy, a.indices),
-        proper=reduce(periodic_torsion_energy(xyz, p.indices, p.k, p.phase), p.indices),
-        improper=reduce(improper_energy(xyz, i), i.indices),
-        lj=lj,
-        coulomb=coulomb,
-    )
+    # per component, a list of (per-term energies, term indices); kinds on the same terms
+    # (an angle and its Urey-Bradley spring) are added per term before the sum over terms
+    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {c: [] for c in COMPONENTS}
+    for kind, block in present_kinds(parameters):
+        per_term = kind.energy(block, parameters, xyz)
+        same = parts[kind.component]
+        if same and same[-1][1] is block.indices:
+            same[-1] = (same[-1][0] + per_term, block.indices)
+        else:
+            same.append((per_term, block.indices))
+    for component, pairs in NONBONDED.energies(parameters.nonbonded, xyz).items():
+        parts[component].extend(pairs)
+    totals = {}
+    for component, pairs in parts.items():
+        reduced = [reduce(per_term, index) for per_term, index in pairs]
+        if not reduced:  # no kind reports here
+            shape = (xyz.shape[0],) if atom_molecule is None else (xyz.shape[0], n_molecules)
+            reduced = [xyz.new_zeros(shape)]
+        total = reduced[0]
+        for value in reduced[1:]:
+            total = total + value
+        totals[component] = total
+    return EnergyBreakdown(**totals)
 
 
 def energy(parameters: ParameterSet, xyz: torch.Tensor) -> torch.Tensor:

@@ -6,12 +6,13 @@ Pipeline (all batched, PyG-style):
    (gather over directed edges, ``index_add_`` to the receiving atom);
 2. embeddings averaged over resonance-aware symmetry classes, so equivalent atoms (methyl H,
    carboxylate O) are exactly equal;
-3. Janossy pooling per term: a shared MLP applied to the concatenated embeddings of every
-   symmetry-related ordering of a term's atoms (reversal for bonds, angles and propers; the three
-   cyclic orders of the outer atoms for impropers), summed, then a linear head;
-4. constrained heads, scaled by fixed per-term statistics: positive force constants, equilibrium
-   lengths and angles inside physical ranges, signed torsion constants for n = 1..6 (phase 0),
-   positive improper constants for n = 2 (phase pi);
+3. Janossy pooling per term kind of the registry (:mod:`espaloma_like.termkinds`): a shared
+   MLP applied to the concatenated embeddings of every symmetry-related ordering of a term's
+   atoms (the kind's ``permutations``: reversal for bonds, angles and propers; the three cyclic
+   orders of the outer atoms for impropers), summed, then a linear head;
+4. constrained heads (each kind's ``from_readout``), scaled by fixed per-term statistics:
+   positive force constants, equilibrium lengths and angles inside physical ranges, signed
+   torsion constants for n = 1..6 (phase 0), positive improper constants for n = 2 (phase pi);
 5. charges by charge equilibration: per-atom electronegativity ``e`` and hardness ``s > 0``,
    ``q = (lambda - e) / s`` with ``lambda`` fixing the net charge, solved in closed form in
    float64 so the sum equals the formal charge to float precision.
@@ -20,11 +21,12 @@ Pipeline (all batched, PyG-style):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from espaloma_like.nn.batch import GraphBatch
@@ -34,6 +36,11 @@ from espaloma_like.nn.features import (
     atom_feature_size,
     bond_feature_size,
 )
+from espaloma_like.termkinds import OPTIONAL_KINDS, model_kinds
+from espaloma_like.termkinds.base import ReadoutContext
+
+if TYPE_CHECKING:
+    from espaloma_like.parameters import AngleParameters, BondParameters, TorsionParameters
 
 
 class HeadStatistics(BaseModel):
@@ -72,38 +79,20 @@ class ModelConfig(BaseModel):
     lj: Literal["sage"] = "sage"  # the seam for learned LJ later
     #: predict a Urey-Bradley spring for every angle (bond-angle coupling, CHARMM's form)
     urey_bradley: bool = False
+    #: optional term kinds to predict besides the classical ones, by registry name
+    #: (:data:`espaloma_like.termkinds.OPTIONAL_KINDS`), e.g. ``("morse",)``
+    extra_terms: tuple[str, ...] = ()
 
-
-def _outer_distance(bonds: torch.Tensor, bond_length: torch.Tensor, angles: torch.Tensor,
-                    angle: torch.Tensor) -> torch.Tensor:
-    """Distance (A,) between the outer atoms of each angle at its equilibrium geometry, nm.
-
-    The law of cosines on the two equilibrium bond lengths and the equilibrium angle: the
-    Urey-Bradley spring then rests where the bonds and the angle do, so it couples them without
-    moving the minimum.
-    """
-    if angles.shape[0] == 0:
-        # molecules with a bond but no angle (N2, HCl, [OH-]): no springs; the lookup below
-        # would reduce an empty tensor
-        return angle.new_zeros(0)
-    n = int(max(bonds.max(), angles.max())) + 1
-    keys = bonds.min(-1).values * n + bonds.max(-1).values
-    order = torch.argsort(keys)
-
-    def length_of(pair: torch.Tensor) -> torch.Tensor:
-        key = pair.min(-1).values * n + pair.max(-1).values
-        return bond_length[order[torch.searchsorted(keys[order], key)]]
-
-    a = length_of(angles[:, [0, 1]])
-    b = length_of(angles[:, [1, 2]])
-    return torch.sqrt(a * a + b * b - 2.0 * a * b * torch.cos(angle))
-
-
-def _soft_threshold(values: torch.Tensor, threshold: float) -> torch.Tensor:
-    """sign(x) max(|x| - threshold, 0): exact zeros below the threshold, continuous above."""
-    if threshold == 0.0:
-        return values
-    return torch.sign(values) * nn.functional.relu(values.abs() - threshold)
+    @field_validator("extra_terms")
+    @classmethod
+    def _known_kinds(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = [k.name for k in OPTIONAL_KINDS if k.config_flag is None]
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise ValueError(f"unknown optional term kinds {unknown}; choose from {allowed}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"extra_terms names a kind twice: {list(names)}")
+        return names
 
 
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -157,26 +146,54 @@ class JanossyReadout(nn.Module):
 
 @dataclass(frozen=True)
 class PredictedParameters:
-    """Raw model output for a batch, canonical batch indexing, OpenMM units.
+    """Model output for a batch: canonical batch indexing, OpenMM units.
 
-    Shapes: ``bond_k``/``bond_length`` (B,), ``angle_k``/``angle`` (A,), ``proper_k`` (P, 6)
-    (phase 0), ``improper_k`` (I, 6) (phase pi, only n = 2 non-zero), ``charges`` (N,) float64;
-    with ``ModelConfig.urey_bradley``, ``urey_bradley_k``/``urey_bradley_length`` (A,).
+    Attributes
+    ----------
+    blocks : Mapping[str, Any]
+        The parameter block of every term kind the model predicts, by registry name, in
+        registry order (indices are the batch's term indices): ``bonds``
+        (:class:`~espaloma_like.parameters.BondParameters`), ``angles``, ``propers`` (phase 0),
+        ``impropers`` (phase pi, only n = 2 non-zero), and optional kinds (``urey_bradley``,
+        ...) as their modules define them.
+    charges : torch.Tensor
+        (N,) float64, e.
     """
 
-    bond_k: torch.Tensor
-    bond_length: torch.Tensor
-    angle_k: torch.Tensor
-    angle: torch.Tensor
-    proper_k: torch.Tensor
-    improper_k: torch.Tensor
+    blocks: Mapping[str, Any]
     charges: torch.Tensor
-    urey_bradley_k: torch.Tensor | None = None
-    urey_bradley_length: torch.Tensor | None = None
+
+    @property
+    def bonds(self) -> BondParameters:
+        return self.blocks["bonds"]
+
+    @property
+    def angles(self) -> AngleParameters:
+        return self.blocks["angles"]
+
+    @property
+    def propers(self) -> TorsionParameters:
+        return self.blocks["propers"]
+
+    @property
+    def impropers(self) -> TorsionParameters:
+        return self.blocks["impropers"]
+
+    def replace_block(self, name: str, **changes: Any) -> PredictedParameters:
+        """A copy with fields of block ``name`` changed (``replace_block("bonds", k=...)``)."""
+        import dataclasses
+
+        block = dataclasses.replace(self.blocks[name], **changes)
+        return dataclasses.replace(self, blocks={**self.blocks, name: block})
 
 
 class ParameterModel(nn.Module):
-    """GNN that maps a :class:`GraphBatch` to :class:`PredictedParameters`."""
+    """GNN that maps a :class:`GraphBatch` to :class:`PredictedParameters`.
+
+    One :class:`JanossyReadout` per term kind the config enables, an attribute named by the
+    kind's ``readout.module`` (``bond_readout``, ``urey_bradley_readout``, ...): those names
+    are the keys of the weights in checkpoints.
+    """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
@@ -187,21 +204,24 @@ class ParameterModel(nn.Module):
         self.layers = nn.ModuleList(
             [InteractionLayer(c.hidden, edge_dim, c.activation) for _ in range(c.n_layers)]
         )
-        args = (c.readout_hidden, c.readout_layers)
-        self.bond_readout = JanossyReadout(c.hidden, 2, *args, 2, c.activation)
-        self.angle_readout = JanossyReadout(c.hidden, 3, *args, 2, c.activation)
-        self.proper_readout = JanossyReadout(c.hidden, 4, *args, 6, c.activation)
-        self.improper_readout = JanossyReadout(c.hidden, 4, *args, 1, c.activation)
-        if c.urey_bradley:
-            self.urey_bradley_readout = JanossyReadout(c.hidden, 3, *args, 1, c.activation)
-            # start near zero coupling (softplus(-4) ~ 0.02), whatever the rest of the weights
-            nn.init.zeros_(self.urey_bradley_readout.head.weight)
-            nn.init.constant_(self.urey_bradley_readout.head.bias, -4.0)
+        # created in registry order: it fixes a fresh model's random initialisation
+        for kind in model_kinds(c):
+            if kind.readout is None:
+                continue
+            readout = JanossyReadout(c.hidden, kind.arity, c.readout_hidden, c.readout_layers,
+                                     kind.readout.n_outputs, c.activation)
+            kind.init_readout(readout)
+            self.add_module(kind.readout.module, readout)
         self.charge_readout = _mlp(c.hidden, c.readout_hidden, 2, c.readout_layers - 1, c.activation)
         radii = torch.zeros(max(COVALENT_RADII_NM) + 1)
         for z, r in COVALENT_RADII_NM.items():
             radii[z] = r
         self.register_buffer("covalent_radii", radii, persistent=False)
+
+    def readouts(self) -> dict[str, JanossyReadout]:
+        """The term readouts by kind name, in registry order."""
+        return {kind.name: getattr(self, kind.readout.module) for kind in model_kinds(self.config)
+                if kind.readout is not None}
 
     def embed_classes(self, batch: GraphBatch) -> torch.Tensor:
         """Embeddings (K, hidden) of the K symmetry classes: the mean over their atoms."""
@@ -220,52 +240,27 @@ class ParameterModel(nn.Module):
 
         Readouts run once per *class-level* term (terms whose atoms belong to the same symmetry
         classes, in a canonical orientation) and are gathered back, so equivalent terms get
-        bit-identical parameters.
+        bit-identical parameters. Kinds run in registry order; each may use the blocks before it.
         """
-        stats = self.config.heads
         hc = self.embed_classes(batch)
         classes = batch.symmetry_classes
         n_classes = hc.shape[0]
-
-        def readout(module: JanossyReadout, indices: torch.Tensor, kind: str) -> torch.Tensor:
-            unique, inverse = _unique_class_terms(classes[indices], kind, n_classes)
-            if kind == "improper":
-                orderings = [unique, unique[:, [0, 2, 3, 1]], unique[:, [0, 3, 1, 2]]]
-            else:
-                orderings = [unique, unique.flip(-1)]
-            return module(hc, orderings)[inverse]
-
-        bond_out = readout(self.bond_readout, batch.bonds, "reversal")
-        angle_out = readout(self.angle_readout, batch.angles, "reversal")
-        proper_out = readout(self.proper_readout, batch.propers, "reversal")
-        improper_out = readout(self.improper_readout, batch.impropers, "improper")
-
-        lo, hi = stats.bond_length_factor_range
-        alo, ahi = stats.angle_range
         radii: torch.Tensor = self.covalent_radii[batch.atomic_numbers]  # type: ignore[index]
-        reference_length = radii[batch.bonds].sum(-1)
-        improper_k = improper_out.new_zeros((improper_out.shape[0], 6))
-        improper_k[:, 1] = stats.improper_k * nn.functional.softplus(improper_out[:, 0])
-
-        bond_length = reference_length * (lo + (hi - lo) * torch.sigmoid(bond_out[:, 1]))
-        # the offset starts angles near 112 degrees
-        angle = alo + (ahi - alo) * torch.sigmoid(angle_out[:, 1] - 0.125)
-        urey_bradley_k = urey_bradley_length = None
-        if self.config.urey_bradley:
-            ub_out = readout(self.urey_bradley_readout, batch.angles, "reversal")
-            urey_bradley_k = stats.urey_bradley_k * nn.functional.softplus(ub_out[:, 0])
-            urey_bradley_length = _outer_distance(batch.bonds, bond_length, batch.angles, angle)
-        return PredictedParameters(
-            bond_k=stats.bond_k * nn.functional.softplus(bond_out[:, 0] + 0.5413),
-            bond_length=bond_length,
-            angle_k=stats.angle_k * nn.functional.softplus(angle_out[:, 0] + 0.5413),
-            angle=angle,
-            proper_k=_soft_threshold(stats.proper_k * proper_out, stats.proper_k_threshold),
-            improper_k=improper_k,
-            charges=self.equilibrate_charges(hc, batch),
-            urey_bradley_k=urey_bradley_k,
-            urey_bradley_length=urey_bradley_length,
-        )
+        blocks: dict[str, Any] = {}
+        context = ReadoutContext(batch, self.config.heads, radii, blocks)
+        unique_terms: dict[tuple[str, Any], tuple[torch.Tensor, torch.Tensor]] = {}
+        for kind in model_kinds(self.config):
+            if kind.readout is None:
+                continue
+            module = getattr(self, kind.readout.module)
+            indices = getattr(batch, kind.terms)
+            key = (kind.terms, kind.permutations)
+            if key not in unique_terms:  # kinds on the same terms share the class-level terms
+                unique_terms[key] = _unique_class_terms(classes[indices], kind.permutations, n_classes)
+            unique, inverse = unique_terms[key]
+            orderings = [unique[:, list(p)] for p in kind.permutations]
+            blocks[kind.name] = kind.from_readout(module(hc, orderings)[inverse], indices, context)
+        return PredictedParameters(blocks=blocks, charges=self.equilibrate_charges(hc, batch))
 
     def equilibrate_charges(self, hc: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         """Closed-form charge equilibration (N,), float64, exact net charge per molecule."""
@@ -287,7 +282,7 @@ class ParameterModel(nn.Module):
 
 
 def _unique_class_terms(
-    term_classes: torch.Tensor, kind: str, n_classes: int
+    term_classes: torch.Tensor, permutations: Sequence[Sequence[int]], n_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Deduplicate terms by the symmetry classes of their atoms, in canonical orientation.
 
@@ -295,8 +290,11 @@ def _unique_class_terms(
     ----------
     term_classes : torch.Tensor
         (T, k) class of each atom of each term.
-    kind : str
-        "reversal" (bonds, angles, propers) or "improper" (cyclic order of the outer atoms).
+    permutations : sequence of sequences of int
+        The term kind's symmetry, identity first (reversal; cyclic orders of the outer atoms
+        for impropers).
+    n_classes : int
+        Number of classes (class ids are below it).
 
     Returns
     -------
@@ -307,11 +305,7 @@ def _unique_class_terms(
     """
     if term_classes.shape[0] == 0:
         return term_classes, torch.zeros(0, dtype=torch.long, device=term_classes.device)
-    if kind == "improper":
-        variants = [term_classes[:, [0, 1, 2, 3]], term_classes[:, [0, 2, 3, 1]],
-                    term_classes[:, [0, 3, 1, 2]]]
-    else:
-        variants = [term_classes, term_classes.flip(-1)]
+    variants = [term_classes[:, list(p)] for p in permutations]
     base = n_classes + 1
     width = term_classes.shape[1]
     weights = base ** torch.arange(width - 1, -1, -1, device=term_classes.device)

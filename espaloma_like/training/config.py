@@ -106,6 +106,9 @@ class TrainConfig(_Strict):
     #: add (True) Urey-Bradley springs to a model from ``init_from`` that lacks them; the new
     #: readout starts near zero coupling, every other weight is kept
     urey_bradley: bool | None = None
+    #: set the model's optional term kinds (``ModelConfig.extra_terms``), also on a model from
+    #: ``init_from``: a kind added gets a fresh readout, every other weight is kept
+    extra_terms: tuple[str, ...] | None = None
     freeze: tuple[Literal["charges", "valence", "gnn"], ...] = ()
     loss: LossConfig = LossConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

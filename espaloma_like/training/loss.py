@@ -17,6 +17,8 @@ from espaloma_like.mm.energy import energy_terms
 from espaloma_like.nn.assemble import batch_parameter_set
 from espaloma_like.nn.batch import GraphBatch, collate
 from espaloma_like.nn.model import HeadStatistics, ParameterModel, PredictedParameters
+from espaloma_like.termkinds import get_kind
+from espaloma_like.termkinds.base import scaled_deviation
 from espaloma_like.training.config import LossConfig
 from espaloma_like.training.dataset import TrainingMolecule
 from espaloma_like.units import KCAL_TO_KJ, KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A
@@ -133,29 +135,22 @@ def prior_deviation(predicted: PredictedParameters, reference: PredictedParamete
                     stats: HeadStatistics, charge_mask: torch.Tensor) -> torch.Tensor:
     """Mean squared deviation of force constants and unlabelled charges from a reference model.
 
-    Bonds, angles and Urey-Bradley springs count relative to the reference's constants;
-    torsions and impropers in units of their head scales; charges of atoms without labels
-    (``~charge_mask``) in units of 0.05 e. Equilibrium values are free.
+    Every term kind both predict contributes its ``prior_deviation``: bonds, angles (and Morse
+    depths) relative to the reference's constants; torsions, impropers and Urey-Bradley springs
+    in units of their head scales. Charges of atoms without labels (``~charge_mask``) count in
+    units of 0.05 e. Equilibrium values are free.
     """
-    def relative(k: torch.Tensor, k0: torch.Tensor) -> torch.Tensor:
-        k, k0 = k.to(torch.float64), k0.to(torch.float64)
-        return ((k - k0) / k0.abs().clamp_min(1e-6)).pow(2).mean() if k.numel() else k.new_zeros(())
-
-    def scaled(k: torch.Tensor, k0: torch.Tensor, scale: float) -> torch.Tensor:
-        k, k0 = k.to(torch.float64), k0.to(torch.float64)
-        return ((k - k0) / scale).pow(2).mean() if k.numel() else k.new_zeros(())
-
-    total = (relative(predicted.bond_k, reference.bond_k)
-             + relative(predicted.angle_k, reference.angle_k)
-             + scaled(predicted.proper_k, reference.proper_k, stats.proper_k)
-             + scaled(predicted.improper_k, reference.improper_k, stats.improper_k))
-    if predicted.urey_bradley_k is not None and reference.urey_bradley_k is not None:
-        total = total + scaled(predicted.urey_bradley_k, reference.urey_bradley_k,
-                               stats.urey_bradley_k)
+    total = predicted.charges.new_zeros((), dtype=torch.float64)
+    deviations = [get_kind(name).prior_deviation(block, reference.blocks[name], stats)
+                  for name, block in predicted.blocks.items() if name in reference.blocks]
+    if deviations:  # each kind's own measure (its module), in registry order
+        total = deviations[0]
+        for deviation in deviations[1:]:
+            total = total + deviation
     unlabelled = ~charge_mask
     if bool(unlabelled.any()):
-        total = total + scaled(predicted.charges[unlabelled], reference.charges[unlabelled],
-                               CHARGE_UNIT)
+        total = total + scaled_deviation(predicted.charges[unlabelled],
+                                         reference.charges[unlabelled], CHARGE_UNIT)
     return total
 
 
@@ -224,7 +219,7 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     charge_mse = per_molecule_mean((charge_error / CHARGE_UNIT).pow(2), mask)
     network = model.module if hasattr(model, "module") else model
     stats: HeadStatistics = network.config.heads  # type: ignore[union-attr,assignment]
-    scaled_k = predicted.proper_k.to(torch.float64) / stats.proper_k
+    scaled_k = predicted.propers.k.to(torch.float64) / stats.proper_k
     loss = (config.energy_weight * weighted_energy + config.force_weight * weighted_force
             + config.charge_weight * charge_mse
             + config.torque_weight * weighted_torque

@@ -22,6 +22,7 @@ import torch
 from espaloma_like.molecule import MoleculeGraph, generate_conformers
 from espaloma_like.nn.batch import PreparedMolecule, collate, prepare_molecule
 from espaloma_like.nn.model import ModelConfig, ParameterModel
+from espaloma_like.termkinds.base import as_array
 
 
 @dataclass(frozen=True)
@@ -56,38 +57,41 @@ def sage_targets(prepared: PreparedMolecule,
     from espaloma_like.baselines.sage_labels import sage_parameters
 
     graph = prepared.graph
-    reference = sage_parameters(graph, np.zeros(graph.n_atoms)).numpy()
+    reference = sage_parameters(graph, np.zeros(graph.n_atoms))
     to_input = prepared.to_input
 
-    def lookup(name: str, width: int) -> dict[tuple[int, ...], int]:
-        return {tuple(r): n for n, r in enumerate(reference[f"{name}.indices"].reshape(-1, width).tolist())}
+    def lookup(indices: Any) -> dict[tuple[int, ...], int]:
+        rows = as_array(indices)
+        return {tuple(r): n for n, r in enumerate(rows.reshape(-1, rows.shape[-1]).tolist())}
 
-    bonds = lookup("bonds", 2)
+    bonds = lookup(reference.bonds.indices)
     bond_rows = [bonds[tuple(sorted(to_input[b].tolist()))] for b in prepared.terms.bonds]
-    angles = lookup("angles", 3)
+    angles = lookup(reference.angles.indices)
     angle_rows = []
     for a in prepared.terms.angles:
         i, j, k = to_input[a].tolist()
         angle_rows.append(angles[(min(i, k), j, max(i, k))])
-    propers = lookup("propers", 4)
+    propers = lookup(reference.propers.indices)
     proper_rows = []
     for p in prepared.terms.propers:
         t = tuple(to_input[p].tolist())
         proper_rows.append(propers[min(t, t[::-1])])
-    signed = reference["propers.k"] * np.where(np.isclose(reference["propers.phase"], math.pi), -1.0, 1.0)
+    proper_k, proper_phase = as_array(reference.propers.k), as_array(reference.propers.phase)
+    signed = proper_k * np.where(np.isclose(proper_phase, math.pi), -1.0, 1.0)
     improper_by_centre = {
         int(row[0]): float(k[1])
-        for row, k in zip(reference["impropers.indices"], reference["impropers.k"], strict=True)
+        for row, k in zip(as_array(reference.impropers.indices), as_array(reference.impropers.k),
+                          strict=True)
     }
     improper_k = np.array(
         [improper_by_centre.get(int(to_input[i[0]]), 0.0) for i in prepared.terms.impropers]
     )
     charges = charge_model(graph)[to_input] if charge_model is not None else None
     return ReferenceTargets(
-        bond_k=reference["bonds.k"][bond_rows],
-        bond_length=reference["bonds.length"][bond_rows],
-        angle_k=reference["angles.k"][angle_rows],
-        angle=reference["angles.angle"][angle_rows],
+        bond_k=as_array(reference.bonds.k)[bond_rows],
+        bond_length=as_array(reference.bonds.length)[bond_rows],
+        angle_k=as_array(reference.angles.k)[angle_rows],
+        angle=as_array(reference.angles.angle)[angle_rows],
         proper_k=signed[proper_rows].reshape(-1, 6),
         improper_k=improper_k,
         charges=charges,
@@ -103,13 +107,14 @@ def parameter_loss(model: ParameterModel, prepared: Sequence[PreparedMolecule],
     """Normalised squared parameter errors, summed over term types."""
     stats = model.config.heads
     predicted = model(collate(prepared))
+    b, a = predicted.bonds, predicted.angles
     parts = {
-        "bond_k": ((predicted.bond_k - _cat(targets, "bond_k")) / stats.bond_k) ** 2,
-        "bond_length": ((predicted.bond_length - _cat(targets, "bond_length")) / 0.005) ** 2,
-        "angle_k": ((predicted.angle_k - _cat(targets, "angle_k")) / stats.angle_k) ** 2,
-        "angle": ((predicted.angle - _cat(targets, "angle")) / 0.05) ** 2,
-        "proper_k": ((predicted.proper_k - _cat(targets, "proper_k")) / stats.proper_k) ** 2,
-        "improper_k": ((predicted.improper_k[:, 1] - _cat(targets, "improper_k")) / stats.improper_k) ** 2,
+        "bond_k": ((b.k - _cat(targets, "bond_k")) / stats.bond_k) ** 2,
+        "bond_length": ((b.length - _cat(targets, "bond_length")) / 0.005) ** 2,
+        "angle_k": ((a.k - _cat(targets, "angle_k")) / stats.angle_k) ** 2,
+        "angle": ((a.angle - _cat(targets, "angle")) / 0.05) ** 2,
+        "proper_k": ((predicted.propers.k - _cat(targets, "proper_k")) / stats.proper_k) ** 2,
+        "improper_k": ((predicted.impropers.k[:, 1] - _cat(targets, "improper_k")) / stats.improper_k) ** 2,
     }
     if all(t.charges is not None for t in targets):
         parts["charges"] = ((predicted.charges.float() - _cat(targets, "charges")) / 0.05) ** 2

@@ -83,6 +83,40 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _switch_term_kinds(model: ParameterModel, config: TrainConfig) -> ParameterModel:
+    """``model`` with the optional term kinds ``config`` asks for: a kind switched on gets a
+    fresh readout (its own starting weights), one switched off loses it; every other weight is
+    kept."""
+    from espaloma_like.termkinds import OPTIONAL_KINDS, get_kind
+
+    wanted = dict.fromkeys((k.name for k in OPTIONAL_KINDS if k.enabled(model.config)), True)
+    if config.urey_bradley is not None:
+        wanted["urey_bradley"] = config.urey_bradley
+    if config.extra_terms is not None:
+        allowed = [k.name for k in OPTIONAL_KINDS if k.config_flag is None]
+        unknown = sorted(set(config.extra_terms) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown optional term kinds {unknown}; choose from {allowed}")
+        for name in allowed:
+            wanted[name] = name in config.extra_terms
+    new_config = model.config
+    for name, on in wanted.items():
+        if get_kind(name).enabled(new_config) != on:
+            new_config = get_kind(name).switch(new_config, on)
+    changed_kinds = [k for k in OPTIONAL_KINDS if k.enabled(new_config) != k.enabled(model.config)]
+    if not changed_kinds:
+        return model
+    changed = ParameterModel(new_config)
+    missing, unexpected = changed.load_state_dict(model.state_dict(), strict=False)
+    prefixes = tuple(f"{k.readout.module}." for k in changed_kinds if k.readout is not None)
+    others = [k for k in (*missing, *unexpected) if not k.startswith(prefixes)]
+    if others:
+        names = ", ".join(k.name for k in changed_kinds)
+        raise CheckpointError(f"{config.init_from}: cannot switch {names}, weights differ "
+                              f"beyond their readouts: {others}")
+    return changed
+
+
 def build_model(config: TrainConfig) -> ParameterModel:
     """A fresh model, or the weights of ``init_from`` (fine-tuning), with frozen parts."""
     if config.init_from:
@@ -90,15 +124,7 @@ def build_model(config: TrainConfig) -> ParameterModel:
     else:
         torch.manual_seed(config.seed)
         model = ParameterModel(config.model)
-    if config.urey_bradley is not None and config.urey_bradley != model.config.urey_bradley:
-        # add (fresh, near-zero) or drop the Urey-Bradley readout; every other weight is kept
-        changed = ParameterModel(model.config.model_copy(update={"urey_bradley": config.urey_bradley}))
-        missing, unexpected = changed.load_state_dict(model.state_dict(), strict=False)
-        others = [k for k in (*missing, *unexpected) if not k.startswith("urey_bradley_readout.")]
-        if others:
-            raise CheckpointError(f"{config.init_from}: cannot switch urey_bradley, weights differ "
-                                  f"beyond its readout: {others}")
-        model = changed
+    model = _switch_term_kinds(model, config)
     if config.proper_k_threshold is not None:
         heads = model.config.heads.model_copy(
             update={"proper_k_threshold": config.proper_k_threshold})
@@ -106,9 +132,7 @@ def build_model(config: TrainConfig) -> ParameterModel:
     model.train()
     groups: dict[str, list[torch.nn.Module]] = {
         "charges": [model.charge_readout],
-        "valence": [model.bond_readout, model.angle_readout, model.proper_readout,
-                    model.improper_readout,
-                    *([model.urey_bradley_readout] if model.config.urey_bradley else [])],
+        "valence": list(model.readouts().values()),
         "gnn": [model.embed, model.layers],
     }
     for name in config.freeze:
