@@ -3,7 +3,8 @@
 Order matters twice: readouts are created in this order (it fixes a fresh model's random
 initialisation), and a kind's readout may use the blocks of the kinds before it (Urey-Bradley
 rest lengths from the bonds and angles). To add a kind, write its module (a
-:class:`~espaloma_like.termkinds.base.TermKind`) and append it here.
+:class:`~espaloma_like.termkinds.base.TermKind`) and append it here; see
+``docs/adding_a_term.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from espaloma_like.termkinds.angles import ANGLES
 from espaloma_like.termkinds.base import TermKind
 from espaloma_like.termkinds.bonds import BONDS
 from espaloma_like.termkinds.impropers import IMPROPERS
+from espaloma_like.termkinds.morse import MORSE
 from espaloma_like.termkinds.propers import PROPERS
 from espaloma_like.termkinds.urey_bradley import UREY_BRADLEY
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 #: Every valence term kind by name, in registry order.
 TERM_KINDS: Mapping[str, TermKind] = MappingProxyType(
-    {kind.name: kind for kind in (BONDS, ANGLES, PROPERS, IMPROPERS, UREY_BRADLEY)})
+    {kind.name: kind for kind in (BONDS, ANGLES, PROPERS, IMPROPERS, UREY_BRADLEY, MORSE)})
 
 #: Kinds every model predicts and every method provides (``ParameterSet`` fields).
 CORE_KINDS: tuple[TermKind, ...] = tuple(k for k in TERM_KINDS.values() if not k.optional)
