@@ -39,6 +39,7 @@ import numpy as np
 from espaloma_like._io import atomic_write_text
 from espaloma_like.benchmark.provenance import cpu_model, git_state
 from espaloma_like.exceptions import DataFormatError
+from espaloma_like.methods import METHOD_NAMES
 from espaloma_like.training.evaluate import finite_or_none as _finite_or_none  # cheap: numpy only
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BenchmarkSize", "GeometryResult", "TorsionProfile", "run_accuracy_benchmark"]
 
-METHODS = ("model", "sage", "gaff")
+METHODS = METHOD_NAMES
 UNITS = {"energy": "kcal/mol (per-molecule mean-centred)", "force": "kcal/mol/Å",
          "torsion_profile": "kcal/mol (each profile aligned by its mean)", "rmsd": "Å (heavy atoms)",
          "geometry_dE": "kcal/mol (GFN2-xTB energy of the MM minimum above the xTB minimum)"}

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from espaloma_like.benchmark.provenance import cpu_model, git_state
+from espaloma_like.methods import BASELINES, METHODS
 
 if TYPE_CHECKING:
     import openmm
@@ -63,7 +64,7 @@ MINIMIZER_MAX_ITERATIONS = 1500
 #: ``Force Field`` value in openff-metrics-NNN.csv -> label in our outputs
 PUBLISHED = {"OpenFF 2.0.0": "openff-2.0.0 (published)",
              "GAFF 2.11 + AM1BCC": "gaff-2.11 (published)"}
-BASELINE_LABELS = {"sage": "sage-2.2.1", "gaff": "gaff-2.11"}
+BASELINE_LABELS = {name: METHODS[name].results_label for name in BASELINES}
 RESULTS_FILE = "conformers_results.jsonl"
 #: salt of the hash that picks the baseline subset (changing it changes the subset)
 SUBSET_SALT = "conformers-baseline-subset-v1"

@@ -38,6 +38,7 @@ import numpy as np
 
 from espaloma_like._io import atomic_write_text
 from espaloma_like.benchmark.provenance import cpu_model, git_state
+from espaloma_like.methods import BASELINES as METHOD_BASELINES
 
 __all__ = ["SpeedSettings", "run_speed_benchmark"]
 
@@ -49,7 +50,8 @@ MOLECULES = {
 }
 #: the molecule of the MD, ML-potential and QM sections
 MD_MOLECULE = "paracetamol"
-BASELINES = ("gaff", "sage")
+#: Baselines measured beside the model (:mod:`espaloma_like.methods`), in measurement order.
+BASELINES = tuple(sorted(METHOD_BASELINES))
 SCHEMA_VERSION = 1
 
 
@@ -176,7 +178,7 @@ def machine_description() -> dict[str, Any]:
 def _term_counts(system: Any) -> dict[str, int]:
     """Bonded-term counts of an exported ``openmm.System``: bonds, Urey-Bradley springs (the
     HarmonicBondForce in the angles' force group), angles, torsions (propers + impropers)."""
-    from espaloma_like.export.openmm_system import FORCE_GROUPS
+    from espaloma_like.termkinds import FORCE_GROUPS
 
     counts = {"bonds": 0, "urey_bradley": 0, "angles": 0, "torsions": 0}
     for force in system.getForces():
@@ -363,14 +365,14 @@ def md_benchmark(model_molecule: Any, platforms: Sequence[str], settings: SpeedS
     import openmm
     from openmm import unit
 
-    from espaloma_like.baselines import gaff, sage
+    from espaloma_like.methods import get_method
     from espaloma_like.molecule import generate_conformers
 
     graph = model_molecule.molecule
     molecules = {"model": model_molecule}
-    for name, build in (("gaff", gaff), ("sage", sage)):
+    for name in BASELINES:
         # the model's charges in all three: the bonded terms differ (and GAFF's LJ values)
-        molecules[name] = build(graph, charges=model_molecule.charges)
+        molecules[name] = get_method(name).parametrize(graph, charges=model_molecule.charges)
     vacuum_systems = {name: m.to_openmm_system() for name, m in molecules.items()}
     start = generate_conformers(graph, 1, seed=0)[0]
     minimizer = openmm.Context(vacuum_systems["model"], openmm.VerletIntegrator(0.001),

@@ -36,7 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-METHODS = ("model", "sage", "gaff")
+from espaloma_like.methods import METHOD_NAMES as METHODS
+from espaloma_like.methods import get_method
+
 FORMATS = ("system", "forcefield", "gromacs", "amber")
 #: file suffixes written by each format (the first names the output)
 SUFFIXES = {"system": (".xml",), "forcefield": (".xml",), "gromacs": (".top", ".gro"),
@@ -67,17 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _method(args: argparse.Namespace) -> Callable[[Any], Any]:
-    if args.method == "sage":
-        from espaloma_like.baselines import sage
-
-        return sage
-    if args.method == "gaff":
-        from espaloma_like.baselines import gaff
-
-        return gaff
+    method = get_method(args.method)
+    if method.baseline:
+        return method.parametrize
     import torch
 
-    from espaloma_like.api import load_model, parametrize
+    from espaloma_like.api import load_model
 
     torch.set_num_threads(max(1, args.threads))
     model = load_model(args.model)
@@ -89,7 +86,7 @@ def _method(args: argparse.Namespace) -> Callable[[Any], Any]:
 
         with warnings.catch_warnings():  # reported as one line by _report_domain instead
             warnings.simplefilter("ignore", OutOfDomainWarning)
-            return parametrize(molecule, model=model)
+            return method.parametrize(molecule, model=model)
 
     return run_model
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from espaloma_like._io import atomic_write_text
 from espaloma_like.exceptions import DataFormatError
+from espaloma_like.methods import BASELINES, METHOD_NAMES, get_method
 from espaloma_like.training.md_stability import MDResult, MDStabilityReport, md_stability
 from espaloma_like.units import KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A, KJ_TO_KCAL
 
@@ -59,11 +60,10 @@ __all__ = [
     "write_parity_plots",
 ]
 
-#: Methods :func:`evaluate` knows, in report order.
-METHODS = ("model", "sage", "gaff")
+#: Methods :func:`evaluate` knows, in report order (:mod:`espaloma_like.methods`).
+METHODS = METHOD_NAMES
 #: ``split`` values: the file's held-out molecules, the rest, or everything.
 SPLITS = ("held_out", "train", "all")
-BASELINES = ("sage", "gaff")
 UNITS = {"energy": "kcal/mol (per-molecule mean-centred)", "force": "kcal/mol/A", "charge": "e"}
 
 #: (method, mapped SMILES, charges bytes) -> ParameterSet, or the error message of a failure.
@@ -347,23 +347,15 @@ def method_parameters(method: str, graph: MoleculeGraph, charges: np.ndarray | s
 
     ``charges`` are the baselines' (N,) charges, e, or the error that prevented computing them.
     """
-    if method == "model":
-        from espaloma_like.api import parametrize
-
-        return parametrize(graph, network).parameters
+    chosen = get_method(method)
+    if not chosen.baseline:
+        return chosen.parameters(graph, model=network)
     if isinstance(charges, str):
         raise _BaselineFailure(charges)
     key = (method, graph.mapped_smiles, np.ascontiguousarray(charges).tobytes())
     if key not in cache:
         try:
-            if method == "sage":
-                from espaloma_like.baselines.sage_labels import sage_parameters
-
-                cache[key] = sage_parameters(graph, charges)
-            else:
-                from espaloma_like.baselines.gaff_amber import gaff_parameters
-
-                cache[key] = gaff_parameters(graph, charges)
+            cache[key] = chosen.parameters(graph, charges)
         except Exception as err:  # recorded as this method's failure on this molecule
             cache[key] = f"{type(err).__name__}: {err}"
     value = cache[key]
