@@ -153,19 +153,33 @@ def canonical_rows(rows: np.ndarray, permutations: Sequence[Sequence[int]]
         (T,) index into ``permutations`` of the ordering each output row was read in (for
         blocks with orientation-dependent fields).
     """
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(permutations[0]))
-    best = rows[:, list(permutations[0])]
-    chosen = np.zeros(len(rows), dtype=np.int64)
-    for n, permutation in enumerate(permutations[1:], start=1):
-        variant = rows[:, list(permutation)]
-        difference = variant - best
-        nonzero = difference != 0
-        first = np.argmax(nonzero, axis=1)
-        smaller = nonzero.any(axis=1) & (np.take_along_axis(difference, first[:, None], 1)[:, 0] < 0)
-        best = np.where(smaller[:, None], variant, best)
-        chosen = np.where(smaller, n, chosen)
-    order = np.lexsort(best.T[::-1]) if len(best) else np.zeros(0, np.int64)
-    return best[order], order, chosen[order]
+    width = len(permutations[0])
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, width)
+    n = len(rows)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return rows, empty, empty
+    variants = rows[:, np.asarray(permutations)]  # (T, V, k)
+    base = int(rows.max()) + 1
+    if float(base) ** width < 2.0**62:
+        # one integer per ordering orders them as the lexicographic order does: a few array
+        # operations whatever the symmetry (this runs per molecule on the parametrize path)
+        keys = variants @ (base ** np.arange(width - 1, -1, -1, dtype=np.int64))  # (T, V)
+        chosen = keys.argmin(axis=1)  # the first smallest: the identity on ties
+        order = np.argsort(keys[np.arange(n), chosen], kind="stable")
+    else:  # the keys could overflow: compare rows
+        best = variants[:, 0]
+        chosen = np.zeros(n, dtype=np.int64)
+        for v in range(1, variants.shape[1]):
+            difference = variants[:, v] - best
+            nonzero = difference != 0
+            first = np.argmax(nonzero, axis=1)
+            smaller = nonzero.any(axis=1) & (np.take_along_axis(difference, first[:, None], 1)[:, 0] < 0)
+            best = np.where(smaller[:, None], variants[:, v], best)
+            chosen = np.where(smaller, v, chosen)
+        order = np.lexsort(best.T[::-1])
+    chosen = chosen[order]
+    return variants[order, chosen], order, chosen
 
 
 class TermKind:
