@@ -43,13 +43,16 @@ def _provenance(model: ParameterModel) -> dict[str, str]:
     from espaloma_like import __version__
 
     metadata = getattr(model, "metadata", {}) or {}
-    return {
+    provenance = {
         "method": "espaloma_like",
         "model": str(metadata.get("name", "in-memory")),
         "package_version": __version__,
         "lj": "openff-2.2.1 (Sage)",
         "charges": "charge equilibration (model)",
     }
+    if model.config.extra_terms:  # the functional form, where it goes beyond the classical one
+        provenance["extra_terms"] = ",".join(model.config.extra_terms)
+    return provenance
 
 
 def parametrize_many(

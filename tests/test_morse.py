@@ -50,6 +50,8 @@ def test_default_config_has_no_morse_and_a_fresh_readout_starts_at_one_depth() -
 def test_bond_component_is_the_morse_potential(morse: ParameterModel) -> None:
     molecule = parametrize(MOLECULES[0], morse)
     p = molecule.parameters
+    assert p.provenance["extra_terms"] == "morse"
+    assert '<Reference key="extra_terms">morse</Reference>' in molecule.to_forcefield_xml()
     block = p.extra_terms["morse"]
     assert isinstance(block, MorseParameters)
     assert torch.equal(block.indices, p.bonds.indices)
