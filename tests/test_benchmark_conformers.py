@@ -294,4 +294,18 @@ def test_process_pool_gives_the_same_results(tmp_path):
                  "--industry", str(INDUSTRY), "--out", str(tmp_path / "pool")]) == 0
     serial = json.loads((tmp_path / "serial" / "conformers.json").read_text())["records"]
     pool = json.loads((tmp_path / "pool" / "conformers.json").read_text())["records"]
-    assert pool == serial
+    # the network runs in float32, whose sums depend on the torch thread count (the workers run
+    # one thread each): equal to float32 precision, carried through the minimizations
+    assert [r["record_id"] for r in pool] == [r["record_id"] for r in serial]
+    for p, s in zip(pool, serial, strict=True):
+        assert p["methods"].keys() == s["methods"].keys()
+        assert {k: v for k, v in p.items() if k != "methods"} == \
+            {k: v for k, v in s.items() if k != "methods"}
+        for method, metrics in s["methods"].items():
+            pooled = p["methods"][method]
+            assert pooled.keys() == metrics.keys()
+            for key, value in metrics.items():
+                if value is None:
+                    assert pooled[key] is None, (method, key)
+                else:
+                    assert pooled[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (method, key)

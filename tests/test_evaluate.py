@@ -124,7 +124,9 @@ def test_model_metrics_match_an_independent_computation(
         assert errors.energy_rmse == pytest.approx(math.sqrt(energy_sse / len(energy)), rel=1e-9)
         assert errors.force_rmse == pytest.approx(
             float(np.sqrt(np.mean(force_error**2))), rel=1e-9)
-        assert errors.charge_rmse == pytest.approx(charge_rmse, rel=1e-9)
+        # the network runs in float32: a molecule's charges depend on its batch (the
+        # evaluation parametrizes in batches) at ~1e-8 relative
+        assert errors.charge_rmse == pytest.approx(charge_rmse, rel=1e-6)
         sums += [energy_sse, float(np.sum(force_error**2)), force_error.size]
         n_conf += len(energy)
     # pooled over molecules, not averaged per molecule

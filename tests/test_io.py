@@ -132,15 +132,17 @@ def test_cli_output_on_a_full_disk_leaves_the_previous_xml_whole(
     from espaloma_like.cli.main import main
 
     target = tmp_path / "ethanol.xml"
+    positions = tmp_path / "ethanol.pdb"  # written beside the XML
     assert main(["parametrize", "CCO", "-o", str(target)]) == 0
-    before = target.read_text()
+    before, positions_before = target.read_text(), positions.read_text()
     ET.fromstring(before)  # a whole, parsable System
     monkeypatch.setattr(os, "fsync", _disk_full)
     try:
-        code = main(["parametrize", "CCC", "-o", str(target)])
+        code = main(["parametrize", "CCC", "-o", str(target), "--overwrite"])
     except OSError as err:  # whether the CLI reports it in one line is the CLI's business
         assert err.errno == errno.ENOSPC
     else:
         assert code != 0
     assert target.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["ethanol.xml"]
+    assert positions.read_text() == positions_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ethanol.pdb", "ethanol.xml"]
