@@ -42,11 +42,13 @@ def shipped() -> ApplicabilityDomain:
 
 def test_shipped_domain_describes_the_training_set(shipped: ApplicabilityDomain) -> None:
     assert shipped.elements == (1, 6, 7, 8, 9, 15, 16, 17, 35, 53)
-    assert shipped.net_charge_range == (-1, 1)
-    assert shipped.heavy_atom_range[1] == 20
-    assert shipped.n_molecules > 2000
-    assert len(shipped.environments) > 500
-    assert shipped.sources == ("espaloma_like_gfn2xtb.h5",)
+    # the xTB dataset (1-20 heavy atoms, charge -1..+1) and the industry set's train and
+    # validation molecules (DFT fine-tuning: up to 82 heavy atoms, charge -2..+2)
+    assert shipped.net_charge_range == (-2, 2)
+    assert shipped.heavy_atom_range == (1, 82)
+    assert shipped.n_molecules > 10000
+    assert len(shipped.environments) > 2000
+    assert shipped.sources == ("espaloma_like_gfn2xtb.h5", "openff_industry_b3lyp")
 
 
 @pytest.mark.parametrize(("smiles", "reason"), [
