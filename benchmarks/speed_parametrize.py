@@ -266,7 +266,8 @@ def cli_timing(n: int, model_arg: str | None, shown_model: str | None = None) ->
     times = []
     with tempfile.TemporaryDirectory(prefix="speed_cli_") as scratch:
         target = Path(scratch) / "x.xml"
-        cmd = [*base, "parametrize", CLI_SMILES, "-o", str(target)]
+        # the CLI also writes x.pdb beside the XML: --overwrite lets the repeats replace it
+        cmd = [*base, "parametrize", CLI_SMILES, "-o", str(target), "--overwrite"]
         if model_arg is not None:
             cmd += ["--model", model_arg]
         for _ in range(n):
@@ -276,11 +277,11 @@ def cli_timing(n: int, model_arg: str | None, shown_model: str | None = None) ->
                 raise RuntimeError(f"{shlex.join(cmd)} wrote no output")
             times.append(elapsed)
     shown = [Path(base[0]).name if exe.exists() else "python -m espaloma_like.cli.main",
-             "parametrize", CLI_SMILES, "-o", "/tmp/x.xml"]
+             "parametrize", CLI_SMILES, "-o", "/tmp/x.xml", "--overwrite"]
     if model_arg is not None:
         shown += ["--model", shown_model or model_arg]
     return {"command": shlex.join(shown), "argv": cmd, "wall_s": times,
-            "torch_threads": "torch default (not set by the CLI)"}
+            "torch_threads": "1 (the CLI's --threads default)"}
 
 
 # --------------------------------------------------------------------------- profiles
