@@ -334,10 +334,13 @@ PROTEIN_LIGAND = [
         "modeller.delete([c for c in modeller.topology.chains() if c.id not in ('A', 'B')])\n"
         "print(f'protein and ligand: {modeller.topology.getNumAtoms()} atoms')\n"
         "ligand = espaloma_like.parametrize(ligand_sdf)  # the SDF's atom order and coordinates\n"
-        "print(ligand.molecule.smiles)"),
+        "print(ligand.molecule.smiles)\n"
+        "print('outside the applicability domain:', '; '.join(ligand.domain_warnings) or 'no')"),
     new_markdown_cell(
-        "The applicability-domain check says where the model extrapolates (here: a larger "
-        "molecule than any it was trained on); it is a warning, not an error.\n\n"
+        "The applicability-domain check says where the model extrapolates (another net "
+        "charge or size than its training molecules, or atom environments it never saw); "
+        "outside, `parametrize` warns (`OutOfDomainWarning`) and still returns parameters. "
+        "PT2385 lies inside the domain of the DFT-tuned default model.\n\n"
         "## One call builds the System\n\n"
         "Hydrogen mass repartitioning (3 amu) with constraints on bonds to hydrogen allows "
         "4 fs steps; water is added in a rhombic dodecahedron, neutralized with ions."),
