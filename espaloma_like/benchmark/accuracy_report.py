@@ -99,7 +99,7 @@ def markdown(result: dict[str, Any], held_out_md: str) -> str:
                                               for e in g["failures"])]
 
     x = result["external"]
-    lines += ["", "## 4. External QM data (never trained on; the model was trained on GFN2-xTB)", ""]
+    lines += ["", "## 4. External QM data (never trained on)", ""]
     if "skipped" in x:
         lines.append(f"Skipped: {x['skipped']}.")
     else:
