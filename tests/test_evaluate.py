@@ -121,11 +121,11 @@ def test_model_metrics_match_an_independent_computation(
         charge_rmse = float(np.sqrt(np.mean(
             (parameters.nonbonded.charges.numpy() - record.charges) ** 2)))
         errors = by_name[record.name].errors["model"]
-        assert errors.energy_rmse == pytest.approx(math.sqrt(energy_sse / len(energy)), rel=1e-9)
-        assert errors.force_rmse == pytest.approx(
-            float(np.sqrt(np.mean(force_error**2))), rel=1e-9)
-        # the network runs in float32: a molecule's charges depend on its batch (the
+        # the network runs in float32: a molecule's parameters depend on its batch (the
         # evaluation parametrizes in batches) at ~1e-8 relative
+        assert errors.energy_rmse == pytest.approx(math.sqrt(energy_sse / len(energy)), rel=1e-6)
+        assert errors.force_rmse == pytest.approx(
+            float(np.sqrt(np.mean(force_error**2))), rel=1e-6)
         assert errors.charge_rmse == pytest.approx(charge_rmse, rel=1e-6)
         sums += [energy_sse, float(np.sum(force_error**2)), force_error.size]
         n_conf += len(energy)
