@@ -24,7 +24,7 @@ demo: $(STAMP)
 	mkdir -p out
 	$(BIN)/espaloma-like parametrize "$(SMILES)" -o out/demo_system.xml --format system
 	$(BIN)/espaloma-like parametrize "$(SMILES)" -o out/demo_forcefield.xml --format forcefield
-	@echo "wrote out/demo_system.xml and out/demo_forcefield.xml"
+	@echo "wrote out/demo_system.xml and out/demo_forcefield.xml (each with a .pdb of positions and topology)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
