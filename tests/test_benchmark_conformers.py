@@ -309,3 +309,20 @@ def test_process_pool_gives_the_same_results(tmp_path):
                     assert pooled[key] is None, (method, key)
                 else:
                     assert pooled[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (method, key)
+
+
+@pytest.mark.parametrize(("smiles", "groups"), [
+    ("CC[NH3+]", ("ammonium",)),
+    ("NC(=[NH2+])N", ("amidinium / guanidinium",)),
+    ("c1cc[nH+]cc1", ("aromatic N+",)),
+    ("[NH3+]CC(=O)[O-]", ("ammonium", "carboxylate")),
+    ("CS(=O)(=O)[O-]", ("sulfonate / sulfate",)),
+    ("COP(=O)([O-])O", ("phosphate / phosphonate",)),
+    ("c1nn[n-]n1", ("anionic N",)),
+    ("C[N+](=O)[O-]", ()),  # nitro: formal charges, no charged group
+    ("CCO", ()),
+])
+def test_charged_groups_of_the_breakdown(smiles: str, groups: tuple[str, ...]) -> None:
+    from espaloma_like.benchmark.conformers_report import charged_groups
+
+    assert charged_groups(smiles) == groups

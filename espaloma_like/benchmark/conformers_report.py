@@ -4,11 +4,13 @@ Methods are compared on exactly the same records: every comparison (all molecule
 OpenFF published rows for; the baseline subset) keeps only the records that every method of it
 scored. Statistics per method: mean |ddE| (kcal/mol, reference conformers excluded), median
 RMSD (Å), median TFD and median internal-coordinate RMSDs; the same by heavy-atom count
-(<= 20, 21-30, > 30) and by net charge (neutral, cations, anions).
+(<= 20, 21-30, > 30), by net charge (neutral, cations, anions) and by charged functional group
+(ammonium, carboxylate, ...: where fixed-charge force fields differ most).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +31,16 @@ __all__ = ["SIZE_BINS", "build_report", "markdown", "summarize", "write_plots"]
 SIZE_BINS = {"<= 20 heavy atoms": (0, 20), "21-30 heavy atoms": (21, 30),
              "> 30 heavy atoms": (31, 10**9)}
 CHARGE_CLASSES = ("neutral", "cations", "anions")
+#: charged functional groups (SMARTS); a molecule can hold several
+CHARGED_GROUPS = {
+    "ammonium": "[NX4+]",
+    "amidinium / guanidinium": "[NX3+;!$(N~[O-])]=[CX3]~[NX3]",
+    "aromatic N+": "[n+;!$(n~[O-])]",
+    "carboxylate": "[CX3](=O)[O-]",
+    "sulfonate / sulfate": "[SX4](=O)(=O)[O-]",
+    "phosphate / phosphonate": "[PX4][O-]",
+    "anionic N": "[N-,n-]",
+}
 STATISTICS = (
     ("mean_abs_ddE", "mean abs ddE (kcal/mol)"),
     ("median_rmsd", "median RMSD (Å)"),
@@ -80,12 +92,36 @@ def summarize(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> dict
     return out
 
 
+@functools.lru_cache(maxsize=16384)  # one entry per molecule, its conformers share it
+def charged_groups(smiles: str) -> tuple[str, ...]:
+    """The :data:`CHARGED_GROUPS` present in the molecule ``smiles`` (none for a neutral one)."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles) if smiles else None
+    if mol is None or not any(a.GetFormalCharge() for a in mol.GetAtoms()):
+        return ()
+    return tuple(label for label, pattern in _group_patterns().items()
+                 if mol.HasSubstructMatch(pattern))
+
+
+@functools.lru_cache(maxsize=1)
+def _group_patterns() -> dict[str, Any]:
+    from rdkit import Chem
+
+    return {label: Chem.MolFromSmarts(smarts) for label, smarts in CHARGED_GROUPS.items()}
+
+
 def _breakdowns(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
     by_size = {label: summarize([r for r in rows if lo <= r["heavy_atoms"] <= hi], methods)
                for label, (lo, hi) in SIZE_BINS.items()}
     by_charge = {label: summarize([r for r in rows if charge_class(r["charge"]) == label], methods)
                  for label in CHARGE_CLASSES}
-    return {"overall": summarize(rows, methods), "by_size": by_size, "by_charge": by_charge}
+    by_group = {label: summarize([r for r in rows if label in charged_groups(r["smiles"])],
+                                 methods)
+                for label in CHARGED_GROUPS}
+    return {"overall": summarize(rows, methods), "by_size": by_size, "by_charge": by_charge,
+            "by_group": by_group}
 
 
 def _common(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> list[Mapping[str, Any]]:
@@ -255,6 +291,10 @@ def markdown(document: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         lines += ["", *_overall_table(block), "", "By size:", "",
                   *_breakdown_table(block, "by_size", list(SIZE_BINS)), "", "By net charge:", "",
                   *_breakdown_table(block, "by_charge", list(CHARGE_CLASSES)), ""]
+        groups = [g for g in CHARGED_GROUPS if block.get("by_group", {}).get(g, {}).get("n_records")]
+        if groups:
+            lines += ["By charged group (molecules holding it; a molecule can hold several):", "",
+                      *_breakdown_table(block, "by_group", groups), ""]
         if key in plots:
             lines += [f"![cumulative distributions]({plots[key]})", ""]
     lines += ["## Cost and failures", "", "| method | molecules | conformers | s per conformer |",
