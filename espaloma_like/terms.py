@@ -8,6 +8,9 @@ Canonical orders (so that a term has exactly one representation):
   except those whose ``j`` or ``k`` is a linear centre (an sp atom with two neighbours: alkyne and
   nitrile carbons, allene centres): there ``i-j-k`` or ``j-k-l`` is collinear, the dihedral is
   undefined and its gradient diverges, so Sage and GAFF give those torsions zero barriers;
+* torsion pairs ``(i, j, k, l, m)``: two consecutive propers ``(i, j, k, l)`` and ``(j, k, l, m)``
+  (so none of ``j``, ``k``, ``l`` a linear centre) with ``i != m``, oriented so that ``i < m``
+  (the smaller of the chain and its reversal): the terms of the torsion-torsion coupling;
 * impropers ``(c, a, b, d)`` for every atom ``c`` with exactly three neighbours, ``a < b < d``.
   The energy is the SMIRNOFF trefoil: the torsions ``(c, a, b, d)``, ``(c, b, d, a)`` and
   ``(c, d, a, b)``, each with a third of the force constant;
@@ -29,7 +32,8 @@ from espaloma_like._rdkit import atoms as rdkit_atoms
 from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.termkinds.impropers import trefoil_torsions
 
-__all__ = ["Terms", "enumerate_terms", "linear_centres", "terms_from_bonds", "trefoil_torsions"]
+__all__ = ["Terms", "enumerate_terms", "linear_centres", "terms_from_bonds", "torsion_pairs",
+           "trefoil_torsions"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class Terms:
         (E, 2), ``i < j``: 1-2 and 1-3 pairs.
     pairs_full : np.ndarray
         (F, 2), ``i < j``: every remaining pair, full nonbonded strength.
+    torsion_pairs : np.ndarray
+        (T, 5), ``i < m``: chains ``i-j-k-l-m`` of two propers sharing ``j-k-l``
+        (:func:`torsion_pairs`).
     """
 
     bonds: np.ndarray
@@ -61,6 +68,7 @@ class Terms:
     pairs_14: np.ndarray
     exclusions: np.ndarray
     pairs_full: np.ndarray
+    torsion_pairs: np.ndarray
 
 
 def _sorted_rows(rows: np.ndarray) -> np.ndarray:
@@ -94,6 +102,46 @@ def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndar
     rows = np.repeat(np.arange(len(counts)), counts)
     first = np.cumsum(counts) - counts
     return rows, starts[rows] + np.arange(int(counts.sum())) - first[rows]
+
+
+def torsion_pairs(propers: np.ndarray, n_atoms: int) -> np.ndarray:
+    """Chains ``(i, j, k, l, m)`` whose torsions ``(i, j, k, l)`` and ``(j, k, l, m)`` are both
+    among ``propers``, with five distinct atoms, each once, oriented so that ``i < m``, sorted.
+
+    Vectorized (it runs on the parametrization hot path): the propers in both directions are
+    joined on their last three / first three atoms by ``searchsorted`` over integer keys.
+
+    Parameters
+    ----------
+    propers : np.ndarray
+        (P, 4) int64 proper torsions (any orientation, each once).
+    n_atoms : int
+        Atom count (the keys' base).
+
+    Returns
+    -------
+    np.ndarray
+        (T, 5) int64.
+    """
+    propers = np.asarray(propers, dtype=np.int64).reshape(-1, 4)
+    directed = np.concatenate([propers, propers[:, ::-1]])
+    base = np.int64(max(n_atoms, 1))
+    head = (directed[:, 0] * base + directed[:, 1]) * base + directed[:, 2]  # (i, j, k)
+    tail = (directed[:, 1] * base + directed[:, 2]) * base + directed[:, 3]  # (j, k, l)
+    by_head = np.argsort(head, kind="stable")
+    heads = head[by_head]
+    first = np.searchsorted(heads, tail, side="left")
+    counts = np.searchsorted(heads, tail, side="right") - first
+    row, match = _expand(first, counts)
+    m = directed[by_head[match], 3]
+    # i != m makes the five atoms distinct; i < m keeps one of the two directions of each chain
+    keep = directed[row, 0] < m
+    chains = np.concatenate([directed[row[keep]], m[keep, None]], axis=1)
+    if float(base) ** 5 < 2.0**62:  # one integer per row orders rows as lexicographic order does
+        order = np.argsort(chains @ (base ** np.arange(4, -1, -1, dtype=np.int64)))
+    else:
+        order = np.lexsort(chains.T[::-1])
+    return chains[order]
 
 
 def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None = None) -> Terms:
@@ -130,6 +178,7 @@ def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None 
     keep = (m != j) & (m != i)
     propers = np.stack([i[keep], j[keep], k[keep], m[keep]], axis=1)
     propers = np.where((propers[:, 0] > propers[:, 3])[:, None], propers[:, ::-1], propers)
+    propers = _sorted_rows(propers)  # each was found from both directions of its central bond
 
     centres = np.flatnonzero(degree == 3)
     impropers = np.concatenate(
@@ -150,9 +199,10 @@ def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None 
     return Terms(
         bonds=_sorted_rows(bonds),
         angles=_sorted_rows(angles),
-        propers=_sorted_rows(propers),
+        propers=propers,
         impropers=_sorted_rows(impropers),
         pairs_14=pairs_14.astype(np.int64).reshape(-1, 2),
         exclusions=exclusions.astype(np.int64).reshape(-1, 2),
         pairs_full=pairs_full.astype(np.int64).reshape(-1, 2),
+        torsion_pairs=torsion_pairs(propers, n_atoms),
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.molecule import SUPPORTED_ELEMENTS, MoleculeGraph
 from espaloma_like.parameters import ParameterSet
 from espaloma_like.termkinds import NONBONDED, export_order
@@ -52,9 +53,22 @@ def to_forcefield_xml(graph: MoleculeGraph, parameters: ParameterSet, residue_na
         Parameters to write.
     residue_name : str
         Template name; defaults to the molecule's canonical SMILES.
+
+    Raises
+    ------
+    ParametrizationError
+        If ``parameters`` hold a term kind with no ForceField XML form
+        (:attr:`~espaloma_like.termkinds.base.TermKind.system_only`).
     """
     from espaloma_like import __version__
 
+    present = export_order(parameters)
+    refused = [(kind.name, kind.system_only) for kind, _ in present if kind.system_only]
+    if refused:
+        reasons = "; ".join(f"{name}: {why}" for name, why in refused)
+        raise ParametrizationError(
+            f"these parameters hold term kinds with no ForceField XML form ({reasons}); "
+            "export them with to_openmm_system() (serialized System XML) instead")
     prefix = type_prefix(graph, parameters)
     types = [f"{prefix}-{i}" for i in range(graph.n_atoms)]
     names = atom_names(graph.atomic_numbers)
@@ -81,7 +95,7 @@ def to_forcefield_xml(graph: MoleculeGraph, parameters: ParameterSet, residue_na
         ET.SubElement(residue, "Bond", {"atomName1": names[i], "atomName2": names[j]})
 
     # one class per atom (the class is the type's name): every kind writes its terms by class
-    for kind, block in export_order(parameters):
+    for kind, block in present:
         kind.write_ffxml(root, types, block, parameters)
     NONBONDED.write_ffxml(root, types, parameters.nonbonded)
 

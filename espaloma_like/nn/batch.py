@@ -105,8 +105,9 @@ class GraphBatch:
         (N,) int64.
     edges : torch.Tensor
         (2, 2B) directed edges (both directions of every bond); ``edge_features`` (2B, F_bond).
-    bonds, angles, propers, impropers, pairs_full, pairs_14, exclusions : torch.Tensor
-        Term indices (canonical order within each molecule, offset).
+    bonds, angles, propers, impropers, pairs_full, pairs_14, exclusions, torsion_pairs : torch.Tensor
+        Term indices (canonical order within each molecule, offset); see
+        :class:`~espaloma_like.terms.Terms`.
     symmetry_classes : torch.Tensor
         (N,) batch-unique class ids.
     atom_molecule : torch.Tensor
@@ -130,6 +131,7 @@ class GraphBatch:
     pairs_full: torch.Tensor
     pairs_14: torch.Tensor
     exclusions: torch.Tensor
+    torsion_pairs: torch.Tensor
     symmetry_classes: torch.Tensor
     atom_molecule: torch.Tensor
     total_charges: torch.Tensor
@@ -156,7 +158,8 @@ class GraphBatch:
         return dataclasses.replace(self, **changes)
 
 
-TERM_NAMES = ("bonds", "angles", "propers", "impropers", "pairs_full", "pairs_14", "exclusions")
+TERM_NAMES = ("bonds", "angles", "propers", "impropers", "pairs_full", "pairs_14", "exclusions",
+              "torsion_pairs")
 
 
 def collate(molecules: Sequence[PreparedMolecule]) -> GraphBatch:

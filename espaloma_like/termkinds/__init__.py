@@ -3,8 +3,10 @@
 * :mod:`~espaloma_like.termkinds.base`: the :class:`TermKind` interface, components and force
   groups;
 * one module per kind: :mod:`~.bonds`, :mod:`~.angles`, :mod:`~.propers`, :mod:`~.impropers`
-  (trefoil), the optional :mod:`~.urey_bradley` and :mod:`~.morse`; :mod:`~.nonbonded` (LJ and
-  Coulomb, not a network readout);
+  (trefoil); the optional functional-form options :mod:`~.urey_bradley`, :mod:`~.morse`,
+  :mod:`~.class2` (bond-bond / bond-angle cross terms), :mod:`~.scaled_14` (learned 1-4 scales)
+  and :mod:`~.torsion_coupling` (consecutive torsions); :mod:`~.nonbonded` (LJ and Coulomb, not
+  a network readout);
 * :mod:`~espaloma_like.termkinds.registry`: :data:`TERM_KINDS` and the helpers over it.
 
 Importing this package imports neither torch nor OpenMM.

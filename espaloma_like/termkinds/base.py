@@ -210,6 +210,9 @@ class TermKind:
         The network head (None: the network does not predict this kind).
     fields : tuple of ParameterField
         Per-term fields of the block besides ``indices``.
+    system_only : str or None
+        Why the kind cannot be written as ForceField XML (OpenMM's ``ForceField`` has no
+        generator for its force, e.g. ``CustomCompoundBondForce``), or None.
     """
 
     name: ClassVar[str]
@@ -221,6 +224,9 @@ class TermKind:
     config_flag: ClassVar[str | None] = None
     readout: ClassVar[ReadoutSpec | None] = None
     fields: ClassVar[tuple[ParameterField, ...]] = ()
+    #: why the kind has no ForceField XML form (None: it has one). Such a kind exports to the
+    #: OpenMM System only; the ffxml route refuses parameters holding it, with this reason.
+    system_only: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<term kind {self.name!r}>"

@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 from espaloma_like.termkinds.angles import ANGLES
 from espaloma_like.termkinds.base import TermKind
 from espaloma_like.termkinds.bonds import BONDS
+from espaloma_like.termkinds.class2 import CLASS2
 from espaloma_like.termkinds.impropers import IMPROPERS
 from espaloma_like.termkinds.morse import MORSE
 from espaloma_like.termkinds.propers import PROPERS
+from espaloma_like.termkinds.scaled_14 import SCALED_14
+from espaloma_like.termkinds.torsion_coupling import TORSION_COUPLING
 from espaloma_like.termkinds.urey_bradley import UREY_BRADLEY
 
 if TYPE_CHECKING:
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 
 #: Every valence term kind by name, in registry order.
 TERM_KINDS: Mapping[str, TermKind] = MappingProxyType(
-    {kind.name: kind for kind in (BONDS, ANGLES, PROPERS, IMPROPERS, UREY_BRADLEY, MORSE)})
+    {kind.name: kind for kind in (BONDS, ANGLES, PROPERS, IMPROPERS, UREY_BRADLEY, MORSE, CLASS2, SCALED_14,
+                                  TORSION_COUPLING)})
 
 #: Kinds every model predicts and every method provides (``ParameterSet`` fields).
 CORE_KINDS: tuple[TermKind, ...] = tuple(k for k in TERM_KINDS.values() if not k.optional)
