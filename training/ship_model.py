@@ -8,6 +8,7 @@
 Writes ``espaloma_like/models/<name>.pt`` (metadata: training config, dataset SHA-256, summary of
 the evaluation report) and ``espaloma_like/models/<name>.json`` with the same information.
 
+``--domain-copy NAME`` copies the domain of shipped model NAME (same training data).
 ``--domain-from DATA...`` adds the applicability domain (elements, net-charge and heavy-atom
 ranges, atom environments) of the training and validation molecules of the QM files (SPICE
 ``.h5``, OpenFF industry SDF directory; held-out molecules are left out) to the JSON sidecar,
@@ -67,6 +68,9 @@ def main() -> None:
     parser.add_argument("--domain-from", nargs="+", default=None, metavar="DATA",
                         help="QM training files whose train/validation molecules define the "
                              "model's applicability domain")
+    parser.add_argument("--domain-copy", default=None, metavar="NAME",
+                        help="copy the applicability domain of the shipped model NAME (a model "
+                             "trained on the same data, e.g. a functional-form option)")
     parser.add_argument("--domain-only", action="store_true",
                         help="only (re)compute the domain of the shipped model --name (needs "
                              "--domain-from); its checkpoint is left as it is")
@@ -111,6 +115,11 @@ def main() -> None:
     save_checkpoint(model, MODELS_DIR / f"{args.name}.pt", metadata=info)
     if args.domain_from:  # in the sidecar only: read without loading the checkpoint
         info[DOMAIN_KEY] = _domain(args.domain_from)
+    elif args.domain_copy:
+        source = json.loads((MODELS_DIR / f"{args.domain_copy}.json").read_text())
+        if DOMAIN_KEY not in source:
+            parser.error(f"shipped model {args.domain_copy!r} has no applicability domain")
+        info[DOMAIN_KEY] = source[DOMAIN_KEY]
     atomic_write_text(MODELS_DIR / f"{args.name}.json",
                       json.dumps(info, indent=2, default=str) + "\n")
     print(f"shipped {MODELS_DIR / args.name}.pt")

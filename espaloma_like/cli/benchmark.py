@@ -8,6 +8,8 @@ fields by.
     espaloma-like benchmark conformers [--split test|validation] [--model NAME_OR_PATH ...]
         [--baseline-molecules N] [--workers N] [--max-molecules N] [--quick]
         [--out benchmarks/results/conformers]
+    espaloma-like benchmark design-space [--form NAME=MODEL ...] [--max-molecules N]
+        [--workers N] [--quick] [--out benchmarks/results/design_space]
 
 The model, OpenFF Sage 2.2.1 and GAFF-2.11 run on the same inputs in the same run. ``--quick``
 is a small smoke-test size (minutes, used in CI) whose numbers are not for citing.
@@ -20,7 +22,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("which", choices=("accuracy", "speed", "figure", "conformers", "torsions"))
+    parser.add_argument("which", choices=("accuracy", "speed", "figure", "conformers", "torsions",
+                                          "design-space"))
     parser.add_argument("--quick", action="store_true", help="small smoke-test size")
     parser.add_argument("--out", default=None,
                         help="output folder (default benchmarks/results, or "
@@ -52,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conformers.add_argument("--workers", type=int, default=None,
                             help="processes, one molecule each (default: all cores)")
     conformers.add_argument("--no-progress", action="store_true", help="no progress bar")
+    design = parser.add_argument_group("design-space (functional-form options)")
+    design.add_argument("--form", action="append", default=None, metavar="NAME=MODEL",
+                        help="an option and its model (shipped name or checkpoint); repeat it. "
+                             "Default: the shipped form-* models")
 
 
 def _conformers(args: argparse.Namespace) -> int:
@@ -84,7 +91,45 @@ def _torsions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _design_space(args: argparse.Namespace) -> int:
+    import os
+
+    from espaloma_like.benchmark.design_space import (
+        DEFAULT_OPTIONS,
+        DesignSpaceConfig,
+        FormOption,
+        run_design_space,
+    )
+    from espaloma_like.exceptions import EspalomaLikeError
+
+    options = DEFAULT_OPTIONS
+    if args.form:
+        described = {o.name: o.description for o in DEFAULT_OPTIONS}
+        parsed = []
+        for text in args.form:
+            name, sep, model = text.partition("=")
+            if not sep or not name or not model:
+                raise EspalomaLikeError(f"--form takes NAME=MODEL, got {text!r}")
+            parsed.append(FormOption(name, model, described.get(name, "")))
+        options = tuple(parsed)
+    default = ("benchmarks/results/quick/design_space" if args.quick
+               else "benchmarks/results/design_space")
+    out = Path(args.out or default)
+    config = DesignSpaceConfig(
+        out=out, options=options, industry=Path(args.industry),
+        scans=Path(args.data or "data/espaloma_like_b3lyp_scans.h5"),
+        shared=Path(args.shared), max_molecules=args.max_molecules or 100,
+        workers=args.workers or os.cpu_count() or 1, quick=args.quick,
+        progress=not args.no_progress,
+        platforms=("CPU",) if args.quick else ("CPU", "Reference"))
+    run_design_space(config)
+    print((out / "design_space.md").read_text())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.which == "design-space":
+        return _design_space(args)
     if args.which == "conformers":
         return _conformers(args)
     if args.which == "torsions":
