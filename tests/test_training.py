@@ -239,3 +239,14 @@ def test_unknown_config_keys_are_refused(tmp_path: Path) -> None:
         load_train_config(path)
     path.write_text("data: {train_files: [x.h5]}\nloss: {energy_weight: 2.0}\n")
     assert load_train_config(path).loss == LossConfig(energy_weight=2.0)
+
+
+def test_charged_sampling_weight_oversamples_only_charged_molecules(qm_file: Path) -> None:
+    from espaloma_like.training.config import DataFile
+
+    source = DataFile(path=str(qm_file), sampling_weight=2.0, charged_sampling_weight=3.0)
+    loaded = load_training_molecules([source], TINY_MODEL)
+    weights = {m.prepared.graph.smiles: m.sampling_weight for m in loaded}
+    charged = {s for s in weights if "+" in s or "-]" in s}
+    assert charged and len(charged) < len(weights)
+    assert all(weights[s] == (6.0 if s in charged else 2.0) for s in weights)

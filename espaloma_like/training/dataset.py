@@ -250,7 +250,8 @@ def load_training_molecules(
                 energy_weight=source.energy_weight,
                 rotor_axes=axes, rotor_members=members,
                 force_weight=source.force_weight,
-                sampling_weight=source.sampling_weight,
+                sampling_weight=source.sampling_weight * (
+                    source.charged_sampling_weight if graph.total_charge != 0 else 1.0),
             ))
     return out
 
