@@ -52,6 +52,8 @@ def _provenance(model: ParameterModel) -> dict[str, str]:
     }
     if model.config.extra_terms:  # the functional form, where it goes beyond the classical one
         provenance["extra_terms"] = ",".join(model.config.extra_terms)
+    if "learned_lj" in model.config.extra_terms:  # the nonbonded block holds the learned values
+        provenance["lj"] = "learned per atom (model), prior openff-2.2.1 (Sage)"
     return provenance
 
 

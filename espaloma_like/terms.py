@@ -15,7 +15,9 @@ Canonical orders (so that a term has exactly one representation):
   The energy is the SMIRNOFF trefoil: the torsions ``(c, a, b, d)``, ``(c, b, d, a)`` and
   ``(c, d, a, b)``, each with a third of the force constant;
 * 1-4 pairs: atoms three bonds apart and not closer; exclusions: atoms one or two bonds apart;
-  every other pair interacts fully.
+  every other pair interacts fully;
+* atoms ``(i,)``: every atom once, in order, the one-atom terms of per-atom kinds (learned
+  Lennard-Jones).
 
 Each valence kind's symmetry (and so its canonical order) is stated once, by its module in
 :mod:`espaloma_like.termkinds` (``permutations``); the orders above are the smallest ordering
@@ -59,6 +61,8 @@ class Terms:
     torsion_pairs : np.ndarray
         (T, 5), ``i < m``: chains ``i-j-k-l-m`` of two propers sharing ``j-k-l``
         (:func:`torsion_pairs`).
+    atoms : np.ndarray
+        (N, 1), ``arange(N)``: every atom as a one-atom term (per-atom kinds, learned LJ).
     """
 
     bonds: np.ndarray
@@ -69,6 +73,7 @@ class Terms:
     exclusions: np.ndarray
     pairs_full: np.ndarray
     torsion_pairs: np.ndarray
+    atoms: np.ndarray
 
 
 def _sorted_rows(rows: np.ndarray) -> np.ndarray:
@@ -205,4 +210,5 @@ def terms_from_bonds(n_atoms: int, bonds: np.ndarray, linear: np.ndarray | None 
         exclusions=exclusions.astype(np.int64).reshape(-1, 2),
         pairs_full=pairs_full.astype(np.int64).reshape(-1, 2),
         torsion_pairs=torsion_pairs(propers, n_atoms),
+        atoms=np.arange(n_atoms, dtype=np.int64).reshape(-1, 1),
     )

@@ -33,7 +33,10 @@ def test_core_kinds_and_their_checkpoint_names_are_fixed() -> None:
     assert readouts["propers"] == "proper_readout" and readouts["impropers"] == "improper_readout"
     assert readouts["urey_bradley"] == "urey_bradley_readout"
     for kind in TERM_KINDS.values():
-        assert kind.component in COMPONENTS[:4] and kind.force_group == FORCE_GROUPS[kind.component]
+        if kind.component == "lj":  # learned LJ: values in the nonbonded block, no own energy
+            assert kind.force_group == FORCE_GROUPS["nonbonded"]
+        else:
+            assert kind.component in COMPONENTS[:4] and kind.force_group == FORCE_GROUPS[kind.component]
         assert kind.permutations[0] == tuple(range(kind.arity))
         assert all(sorted(p) == list(range(kind.arity)) for p in kind.permutations)
         assert all(f.unit for f in kind.fields)

@@ -105,7 +105,7 @@ class GraphBatch:
         (N,) int64.
     edges : torch.Tensor
         (2, 2B) directed edges (both directions of every bond); ``edge_features`` (2B, F_bond).
-    bonds, angles, propers, impropers, pairs_full, pairs_14, exclusions, torsion_pairs : torch.Tensor
+    bonds, angles, propers, impropers, pairs_full, pairs_14, exclusions, torsion_pairs, atoms : torch.Tensor
         Term indices (canonical order within each molecule, offset); see
         :class:`~espaloma_like.terms.Terms`.
     symmetry_classes : torch.Tensor
@@ -115,7 +115,8 @@ class GraphBatch:
     total_charges : torch.Tensor
         (M,) net charges, e.
     sigma, epsilon : torch.Tensor
-        (N,) Sage LJ parameters.
+        (N,) Sage LJ parameters, nm and kJ/mol, float64 whatever the batch's dtype (:meth:`to`
+        keeps them): learned LJ multiplies them, and a fresh readout must give them exactly.
     atom_offsets : list[int]
         M + 1 offsets into the atom axis.
     """
@@ -132,6 +133,7 @@ class GraphBatch:
     pairs_14: torch.Tensor
     exclusions: torch.Tensor
     torsion_pairs: torch.Tensor
+    atoms: torch.Tensor
     symmetry_classes: torch.Tensor
     atom_molecule: torch.Tensor
     total_charges: torch.Tensor
@@ -145,7 +147,8 @@ class GraphBatch:
         return len(self.atom_offsets) - 1
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GraphBatch:
-        """Move every tensor to ``device``; floating-point tensors also to ``dtype``."""
+        """Move every tensor to ``device``; floating-point tensors also to ``dtype``, except
+        Sage's ``sigma`` and ``epsilon``, which stay float64 (the exact prior of learned LJ)."""
         import dataclasses
 
         import torch
@@ -154,12 +157,13 @@ class GraphBatch:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, torch.Tensor):
-                changes[f.name] = value.to(device, dtype) if value.is_floating_point() else value.to(device)
+                keep = not value.is_floating_point() or f.name in ("sigma", "epsilon")
+                changes[f.name] = value.to(device) if keep else value.to(device, dtype)
         return dataclasses.replace(self, **changes)
 
 
 TERM_NAMES = ("bonds", "angles", "propers", "impropers", "pairs_full", "pairs_14", "exclusions",
-              "torsion_pairs")
+              "torsion_pairs", "atoms")
 
 
 def collate(molecules: Sequence[PreparedMolecule]) -> GraphBatch:

@@ -76,7 +76,8 @@ class ModelConfig(BaseModel):
     readout_layers: int = 2
     activation: Literal["silu", "relu", "gelu"] = "silu"
     heads: HeadStatistics = HeadStatistics()
-    lj: Literal["sage"] = "sage"  # the seam for learned LJ later
+    #: Sage's LJ; learned LJ on top of it is the optional kind ``extra_terms=("learned_lj",)``
+    lj: Literal["sage"] = "sage"
     #: predict a Urey-Bradley spring for every angle (bond-angle coupling, CHARMM's form)
     urey_bradley: bool = False
     #: optional term kinds to predict besides the classical ones, by registry name
