@@ -2,8 +2,8 @@
 
 The top-level API is small and imported lazily, so ``import espaloma_like`` is cheap:
 
-* :func:`parametrize`, :func:`parametrize_many`, :func:`load_model`, :class:`TemplateGenerator`,
-  :class:`SystemGenerator`;
+* :func:`parametrize`, :func:`parametrize_many`, :func:`load_model`, :func:`available_models`,
+  :class:`TemplateGenerator`, :class:`SystemGenerator`;
 * :mod:`espaloma_like.baselines` (``sage``, ``gaff``), :mod:`espaloma_like.mm` (torch energies).
 """
 
@@ -18,6 +18,7 @@ _LAZY = {
     "parametrize": "espaloma_like.api",
     "parametrize_many": "espaloma_like.api",
     "load_model": "espaloma_like.api",
+    "available_models": "espaloma_like.api",
     "TemplateGenerator": "espaloma_like.api",
     "SystemGenerator": "espaloma_like.export.system_generator",
     "MoleculeGraph": "espaloma_like.molecule",
@@ -30,7 +31,8 @@ _SUBMODULES = {"baselines", "mm", "molecule", "terms", "parameters", "export", "
                "domain"}
 
 __all__ = [
-    "SystemGenerator", "TemplateGenerator", "__version__", "load_model", "parametrize",
+    "SystemGenerator", "TemplateGenerator", "__version__", "available_models", "load_model",
+    "parametrize",
     "parametrize_many",
 ]
 

@@ -1,4 +1,5 @@
-"""The public API: ``load_model``, ``parametrize``, ``parametrize_many``, ``TemplateGenerator``."""
+"""The public API: ``load_model``, ``available_models``, ``parametrize``, ``parametrize_many``,
+``TemplateGenerator``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from espaloma_like.nn.model import ParameterModel
 from espaloma_like.parametrized import MoleculeFailure, ParametrizationResults, ParametrizedMolecule
 
 _LOADED: dict[str, ParameterModel] = {}
+
+
+def available_models() -> list[str]:
+    """Names of the models shipped with the package, for ``load_model`` / ``parametrize(model=)``:
+    ``default``, the functional-form options ``form-*`` and ``sage-fit``."""
+    from espaloma_like.nn.checkpoint import available_models as shipped
+
+    return shipped()
 
 
 def load_model(name_or_path: str | Path | None = None) -> ParameterModel:

@@ -64,6 +64,9 @@ DEFAULT_OPTIONS: tuple[FormOption, ...] = (
     FormOption("scaled_14", "form-scaled-14", "+ learned 1-4 Coulomb / LJ scales per pair"),
     FormOption("torsion_coupling", "form-torsion-coupling",
                "+ torsion-torsion coupling of consecutive torsions"),
+    FormOption("learned_lj", "form-learned-lj", "+ learned LJ sigma / epsilon per atom (Sage prior)"),
+    FormOption("charged", "form-charged",
+               "the default's terms, charged molecules drawn 4x as often in training"),
 )
 
 

@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "system), or GROMACS .top+.gro / Amber .prmtop+.inpcrd files")
     parser.add_argument("--method", choices=METHODS, default="model",
                         help="the shipped GNN model (default), or a baseline with AM1-BCC charges")
-    parser.add_argument("--model", default=None, help="model name or checkpoint path (--method model)")
+    parser.add_argument("--model", default=None,
+                        help="shipped model name (default, or a functional-form option form-*: "
+                             "espaloma_like.available_models()) or checkpoint path (--method model)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; one is fastest for per-molecule inference (default 1)")
     parser.add_argument("--positions", action=argparse.BooleanOptionalAction, default=True,

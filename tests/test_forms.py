@@ -1,0 +1,59 @@
+"""The functional-form options shipped as named models (``form-*``): each loads, has exactly its
+terms, parametrizes, records them in the exported provenance, and exports by the routes its terms
+allow (System always; ffxml unless a term has no ffxml form)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from espaloma_like.api import load_model, parametrize
+from espaloma_like.exceptions import ParametrizationError
+from espaloma_like.nn.checkpoint import available_models
+from espaloma_like.termkinds import OPTIONAL_KINDS, get_kind
+
+#: every shipped form and the optional term kinds it carries
+FORMS = {
+    "form-classical": set(),
+    "form-urey-bradley": {"urey_bradley"},
+    "form-morse": {"urey_bradley", "morse"},
+    "form-class2": {"urey_bradley", "class2"},
+    "form-scaled-14": {"urey_bradley", "scaled_14"},
+    "form-torsion-coupling": {"urey_bradley", "torsion_coupling"},
+    "form-learned-lj": {"urey_bradley", "learned_lj"},
+    "form-charged": {"urey_bradley"},
+}
+SHIPPED = sorted(name for name in available_models() if name.startswith("form-"))
+
+
+def test_every_shipped_form_is_documented_here() -> None:
+    import espaloma_like
+
+    assert SHIPPED, "no form-* model shipped"
+    assert set(SHIPPED) <= set(FORMS), sorted(set(SHIPPED) - set(FORMS))
+    assert {"default", *SHIPPED} <= set(espaloma_like.available_models())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_form_has_its_terms_and_exports_by_its_routes(name: str) -> None:
+    from openmm import app
+
+    model = load_model(name)
+    kinds = {k.name for k in OPTIONAL_KINDS if k.enabled(model.config)}
+    assert kinds == FORMS[name]
+    molecule = parametrize("CC(=O)Nc1ccc(O)cc1", model=name)
+    recorded = molecule.parameters.provenance.get("extra_terms", "")
+    assert set(filter(None, recorded.split(","))) == FORMS[name] - {"urey_bradley"}
+    system = molecule.to_openmm_system()
+    assert system.getNumParticles() == molecule.molecule.n_atoms
+    assert abs(float(np.sum(molecule.charges))) < 1e-6
+    system_only = sorted(k for k in kinds if get_kind(k).system_only)
+    if system_only:
+        with pytest.raises(ParametrizationError, match=system_only[0]):
+            molecule.to_forcefield_xml()
+    else:
+        forcefield = app.ForceField(io.StringIO(molecule.to_forcefield_xml()))
+        created = forcefield.createSystem(molecule.to_openmm_topology())
+        assert created.getNumParticles() == system.getNumParticles()
