@@ -56,6 +56,8 @@ class FormOption:
 
 #: The options of issue 13, each the shipped ``form-*`` model of its training recipe.
 DEFAULT_OPTIONS: tuple[FormOption, ...] = (
+    FormOption("default", "default",
+               "the shipped model (classical + Urey-Bradley): the start of every option's run"),
     FormOption("classical", "form-classical",
                "harmonic bonds and angles, cosine torsions, trefoil impropers, charges, Sage LJ"),
     FormOption("urey_bradley", "form-urey-bradley", "classical + Urey-Bradley springs"),
