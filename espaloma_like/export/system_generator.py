@@ -6,6 +6,15 @@ Modelled on ``openmmforcefields.generators.SystemGenerator``: the same argument 
 rule for choosing keyword arguments (the periodic ones when the topology has a box). The
 model's templates are forced on the ligand residues through ``residueTemplates``, so a force
 field's own template for the same molecule (CHARMM ships some) never silently wins.
+
+Models with term kinds that have no ForceField XML form (``form-class2``, ``form-scaled-14``,
+``form-torsion-coupling``: :attr:`~espaloma_like.termkinds.base.TermKind.system_only`) work
+here, unlike with the bare template generator: the ligands' templates loaded into the
+ForceField are their *core* ffxml (without those kinds), and :meth:`SystemGenerator.
+create_system` adds the kinds' forces after ``createSystem``, the particle indices of every
+ligand residue mapped from the molecule's atoms through the same bond-graph matching; one force
+per kind for all ligands (:mod:`espaloma_like.export.force_remap`). The ligands' terms are then
+exactly those of their own ``to_openmm_system()``.
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ class SystemGenerator:
     Attributes
     ----------
     forcefield : openmm.app.ForceField
-        The force field, with the template generator registered.
+        The force field, with the template generator registered. With a model that has
+        system-only term kinds, its own ``createSystem`` leaves their forces out: build Systems
+        with :meth:`create_system`.
     template_generator : espaloma_like.api.TemplateGenerator
         The generator of the ligands' templates.
     ligand_templates : dict
@@ -83,8 +94,9 @@ class SystemGenerator:
             raise ValueError("give nonbondedMethod in periodic_forcefield_kwargs or "
                              "nonperiodic_forcefield_kwargs, not in forcefield_kwargs")
         self.forcefield = app.ForceField(*forcefields)
-        self.template_generator = TemplateGenerator(
-            molecules, model=small_molecule_forcefield, charges=charges, cache=cache)
+        # allowed models with system-only kinds: create_system adds their forces
+        self.template_generator = TemplateGenerator._for_system_generator(
+            self.forcefield, molecules, small_molecule_forcefield, charges, cache)
         self.forcefield.registerTemplateGenerator(self.template_generator.generator)
         self.ligand_templates: dict[Any, str] = {}
 
@@ -113,11 +125,16 @@ class SystemGenerator:
         Returns
         -------
         openmm.System
+            With a model that has system-only term kinds, their forces added after
+            ``createSystem`` (one per kind, all ligand residues; the kind's force group).
 
         Raises
         ------
         ValueError
             From OpenMM: a residue no template and no generator can handle.
+        TypeError
+            A system-only kind gave a force other than ``CustomBondForce`` or
+            ``CustomCompoundBondForce`` (its particles cannot be remapped).
         """
         if molecules is not None:
             self.add_molecules(molecules)
@@ -127,9 +144,13 @@ class SystemGenerator:
                        else self.nonperiodic_forcefield_kwargs)
         options.update(kwargs)
         templates = dict(options.pop("residueTemplates", {}))
-        self.ligand_templates = self.residue_templates(topology)
+        inner = self.template_generator._inner
+        ligands = inner.matches(topology)
+        self.ligand_templates = inner.load_templates(self.forcefield, ligands)
         templates.update(self.ligand_templates)
         logger.info("creating a %s System: %d residues, %d of them the model's ligands",
                     "periodic" if periodic else "non-periodic", topology.getNumResidues(),
                     len(self.ligand_templates))
-        return self.forcefield.createSystem(topology, residueTemplates=templates, **options)
+        system = self.forcefield.createSystem(topology, residueTemplates=templates, **options)
+        inner.add_system_only_forces(system, ligands)
+        return system

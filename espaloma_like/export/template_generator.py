@@ -12,19 +12,33 @@ The ffxml is adapted to the force field it is loaded into (CHARMM's 1-4 scales a
 own template for the molecule (CHARMM ships paracetamol, for one) matches it before any
 generator is asked: :meth:`MoleculeTemplateGenerator.residue_templates` gives the
 ``residueTemplates`` argument of ``createSystem`` that makes the model's template win.
+
+Term kinds with no ForceField XML form (:attr:`~espaloma_like.termkinds.base.TermKind.
+system_only`: class-II cross terms, learned 1-4 scales, torsion coupling) cannot be loaded into
+a ``ForceField``, and a template generator cannot add forces to the System ``createSystem``
+returns. Such a molecule gets a *core* template (the ffxml without those kinds) plus the
+kinds' forces (:class:`~espaloma_like.export.template_cache.CachedTemplate`). Only a force field
+the owner opted in (:meth:`MoleculeTemplateGenerator.serve_core_templates`: the one of
+:class:`~espaloma_like.export.system_generator.SystemGenerator`, which adds the forces with
+:meth:`MoleculeTemplateGenerator.add_system_only_forces`) is given a core template; any other
+gets a :class:`~espaloma_like.exceptions.ParametrizationError` at the first match, never a
+silently incomplete System.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from espaloma_like.exceptions import ParametrizationError
+from espaloma_like.export.template_cache import CachedTemplate
 from espaloma_like.molecule import MoleculeGraph, iter_molecules
 
 if TYPE_CHECKING:
     import networkx as nx
+    import openmm
     import openmm.app
 
     from espaloma_like.export.template_cache import TemplateCache
@@ -66,6 +80,46 @@ def _residue_label(residue: Any) -> str:
     return f"{residue.name} {getattr(residue, 'id', '')} ({len(list(residue.atoms()))} atoms)"
 
 
+def system_only_refusal(name: str, kinds: Mapping[str, str | None] | list[str]) -> str:
+    """The message refusing a template generator the term kinds ``kinds`` of molecule or model
+    ``name`` (``{kind: reason}`` or kind names)."""
+    if isinstance(kinds, Mapping):
+        listed = "; ".join(f"{kind}: {why}" for kind, why in kinds.items())
+    else:
+        listed = ", ".join(kinds)
+    return (f"{name}: the model gives term kinds with no ForceField XML form ({listed}); a "
+            "template generator registered on a ForceField cannot add their forces to the "
+            "System createSystem builds, and a System without them would be silently "
+            "incomplete. Use espaloma_like.SystemGenerator (create_system adds them) or "
+            "ParametrizedMolecule.to_openmm_system() instead")
+
+
+def molecule_template(molecule: ParametrizedMolecule) -> CachedTemplate:
+    """The template of ``molecule``: its complete ffxml, or, when its parameters hold term
+    kinds with no ForceField XML form, the ffxml without them plus their serialized forces
+    (molecule atom indices, each force in its kind's force group)."""
+    import dataclasses
+
+    import openmm
+
+    from espaloma_like.termkinds import export_order
+
+    parameters = molecule.parameters
+    extras = [(kind, block) for kind, block in export_order(parameters) if kind.system_only]
+    if not extras:
+        return CachedTemplate(molecule.to_forcefield_xml())
+    names = {kind.name for kind, _ in extras}
+    core = dataclasses.replace(parameters, extra_terms={
+        name: block for name, block in parameters.extra_terms.items() if name not in names})
+    forces = []
+    for kind, block in extras:
+        for force in kind.openmm_forces(block, parameters):
+            force.setForceGroup(kind.force_group)
+            forces.append((kind.name, str(openmm.XmlSerializer.serialize(force))))
+    return CachedTemplate(dataclasses.replace(molecule, parameters=core).to_forcefield_xml(),
+                          tuple(kind.name for kind, _ in extras), tuple(forces))
+
+
 def _template_name(ffxml: str) -> str:
     import xml.etree.ElementTree as ET
 
@@ -88,6 +142,11 @@ class MoleculeTemplateGenerator:
         Templates on disk: read before parametrizing, written after.
     cache_key : callable, optional
         ``MoleculeGraph -> str``, the cache key of a molecule (required with ``cache``).
+
+    A molecule whose parameters hold term kinds with no ForceField XML form gets a core
+    template (see the module docstring), loaded only into force fields given to
+    :meth:`serve_core_templates`; any other force field gets a ``ParametrizationError`` when
+    the molecule is first matched.
     """
 
     def __init__(
@@ -101,7 +160,8 @@ class MoleculeTemplateGenerator:
         self._graphs: list[nx.Graph] = []
         self._signatures: list[tuple[tuple[int, int], ...]] = []
         self._parametrize = parametrize
-        self._ffxml: dict[int, str] = {}
+        self._templates: dict[int, CachedTemplate] = {}
+        self._core_hosts: list[openmm.app.ForceField] = []
         self._disk = cache
         self._cache_key = cache_key
         self.add_molecules(molecules)
@@ -128,22 +188,50 @@ class MoleculeTemplateGenerator:
             self._graphs.append(_graph_of_molecule(graph))
             self._signatures.append(_signature(self._graphs[-1]))
 
-    def forcefield_xml(self, index: int) -> str:
-        """The ffxml of molecule ``index``: from memory, the disk cache, or parametrized now."""
-        if index in self._ffxml:
-            return self._ffxml[index]
+    def template(self, index: int) -> CachedTemplate:
+        """The template of molecule ``index`` (complete, or core plus system-only forces): from
+        memory, the disk cache, or parametrized now."""
+        if index in self._templates:
+            return self._templates[index]
         graph = self._molecules[index]
         key = self._cache_key(graph) if self._cache_key is not None else ""
-        ffxml = self._disk.get(key) if self._disk is not None else None
-        if ffxml is not None:
-            logger.info("template of %s read from cache %s", graph.name, self._disk.path)  # type: ignore[union-attr]
+        template = self._disk.lookup(key) if self._disk is not None else None
+        if template is not None:
+            logger.info("%stemplate of %s read from cache %s",
+                        "" if template.complete else "core ", graph.name,
+                        self._disk.path)  # type: ignore[union-attr]
         else:
-            ffxml = self._parametrize(graph).to_forcefield_xml()
+            template = molecule_template(self._parametrize(graph))
             if self._disk is not None:
-                self._disk.put(key, ffxml, smiles=graph.mapped_smiles, name=graph.name)
-                logger.info("template of %s written to cache %s", graph.name, self._disk.path)
-        self._ffxml[index] = ffxml
-        return ffxml
+                self._disk.put_template(key, template, smiles=graph.mapped_smiles,
+                                        name=graph.name)
+                logger.info("%stemplate of %s written to cache %s",
+                            "" if template.complete else "core ", graph.name,
+                            self._disk.path)
+        self._templates[index] = template
+        return template
+
+    def forcefield_xml(self, index: int) -> str:
+        """The complete ffxml of molecule ``index``: from memory, the disk cache, or
+        parametrized now.
+
+        Raises
+        ------
+        ParametrizationError
+            The molecule's parameters hold term kinds with no ForceField XML form.
+        """
+        template = self.template(index)
+        if not template.complete:
+            raise ParametrizationError(system_only_refusal(
+                self._molecules[index].name or self._molecules[index].smiles,
+                list(template.system_only_kinds)))
+        return template.ffxml
+
+    def serve_core_templates(self, forcefield: openmm.app.ForceField) -> None:
+        """Let ``forcefield`` be given core templates: its owner promises to add the
+        system-only forces to every System it creates (:meth:`add_system_only_forces`)."""
+        if not any(host is forcefield for host in self._core_hosts):
+            self._core_hosts.append(forcefield)
 
     def match(self, residue: Any) -> int | None:
         """Index of the known molecule whose bond graph is the residue's, or None."""
@@ -169,7 +257,11 @@ class MoleculeTemplateGenerator:
         nonbonded conventions; its template name."""
         from espaloma_like.export.host_forcefield import HostNonbonded, adapt_to_host
 
-        ffxml = self.forcefield_xml(index)
+        template = self.template(index)
+        if template.complete or any(host is forcefield for host in self._core_hosts):
+            ffxml = template.ffxml
+        else:
+            ffxml = self.forcefield_xml(index)  # raises: refuse a core template
         name = _template_name(ffxml)
         if name not in getattr(forcefield, "_templates", {}):
             forcefield.loadFile(io.StringIO(adapt_to_host(ffxml, HostNonbonded.of(forcefield))))
@@ -187,17 +279,107 @@ class MoleculeTemplateGenerator:
                     _residue_label(residue), self._molecules[index].name, name)
         return True
 
+    def matches(self, topology: openmm.app.Topology) -> dict[Any, int]:
+        """``{residue: molecule index}`` for every residue of ``topology`` that is a known
+        molecule."""
+        found: dict[Any, int] = {}
+        for residue in topology.residues():
+            index = self.match(residue)
+            if index is not None:
+                found[residue] = index
+        return found
+
+    def load_templates(self, forcefield: openmm.app.ForceField,
+                       matches: Mapping[Any, int]) -> dict[Any, str]:
+        """Load the templates of ``matches`` (:meth:`matches`) into ``forcefield``;
+        ``{residue: template name}``."""
+        chosen: dict[Any, str] = {}
+        for residue, index in matches.items():
+            chosen[residue] = self.load(forcefield, index)
+            logger.info("residue %s will use the model's template %r",
+                        _residue_label(residue), chosen[residue])
+        return chosen
+
     def residue_templates(self, forcefield: openmm.app.ForceField,
                           topology: openmm.app.Topology) -> dict[Any, str]:
         """``{residue: template name}`` for every residue of ``topology`` that is a known
         molecule, with the templates loaded into ``forcefield``: pass it as
         ``createSystem(..., residueTemplates=...)`` so that the model's templates are used even
         where the force field has its own template for the molecule."""
-        chosen: dict[Any, str] = {}
-        for residue in topology.residues():
-            index = self.match(residue)
-            if index is not None:
-                chosen[residue] = self.load(forcefield, index)
-                logger.info("residue %s will use the model's template %r",
-                            _residue_label(residue), chosen[residue])
-        return chosen
+        return self.load_templates(forcefield, self.matches(topology))
+
+    def particle_indices(self, residue: Any, index: int) -> list[int]:
+        """The particle (``atom.index``) of every atom of molecule ``index`` in ``residue``, in
+        the molecule's atom order: an element-preserving isomorphism of the bond graphs (for a
+        symmetric molecule any one; equivalent atoms carry the same parameters).
+
+        Raises
+        ------
+        ValueError
+            ``residue`` is not molecule ``index``.
+        """
+        from networkx.algorithms.isomorphism import GraphMatcher
+
+        atoms = list(residue.atoms())
+        g = _graph_of_residue(residue)
+        if g is None or len(atoms) != self._molecules[index].n_atoms:
+            raise ValueError(f"residue {_residue_label(residue)} is not molecule "
+                             f"{self._molecules[index].name}")
+        matcher = GraphMatcher(self._graphs[index], g,
+                               node_match=lambda a, b: a["element"] == b["element"])
+        mapping = next(matcher.isomorphisms_iter(), None)
+        if mapping is None:
+            raise ValueError(f"residue {_residue_label(residue)} is not molecule "
+                             f"{self._molecules[index].name}")
+        return [atoms[mapping[i]].index for i in range(len(atoms))]
+
+    def add_system_only_forces(self, system: openmm.System,
+                               matches: Mapping[Any, int]) -> dict[str, int]:
+        """Add the system-only forces of every residue of ``matches`` (:meth:`matches`) whose
+        molecule has a core template to ``system``, particle indices remapped: one force per
+        kind (and force shape) for all residues together.
+
+        Parameters
+        ----------
+        system : openmm.System
+            Created by ``createSystem`` from the topology of the residues, with their core
+            templates.
+        matches : mapping
+            ``{residue: molecule index}``.
+
+        Returns
+        -------
+        dict
+            ``{kind name: number of terms added}``.
+        """
+        import openmm
+
+        from espaloma_like.export.force_remap import append_bonds, force_signature, remap_force
+
+        merged: dict[tuple[str, str], openmm.Force] = {}
+        terms: dict[str, int] = {}
+        for residue, index in matches.items():
+            template = self.template(index)
+            if template.complete:
+                continue
+            particles = self.particle_indices(residue, index)
+            if max(particles) >= system.getNumParticles():
+                raise ValueError(f"residue {_residue_label(residue)} lies beyond the System's "
+                                 f"{system.getNumParticles()} particles")
+            for kind in template.system_only_kinds:
+                terms.setdefault(kind, 0)
+            for kind, xml in template.system_forces:
+                force = remap_force(openmm.XmlSerializer.deserialize(xml), particles)
+                key = (kind, force_signature(force))
+                if key in merged:
+                    terms[kind] += append_bonds(merged[key], force)
+                else:
+                    merged[key] = force
+                    terms[kind] += int(force.getNumBonds())
+        for force in merged.values():
+            system.addForce(force)
+        if terms:
+            logger.info("added the system-only terms of %d residue(s): %s",
+                        sum(not self.template(i).complete for i in matches.values()),
+                        ", ".join(f"{kind} {n}" for kind, n in terms.items()))
+        return terms
