@@ -112,11 +112,13 @@ def test_md_cost_section_runs_every_form_against_gaff(tmp_path: Path,
             "sage_2.2.1": {"all": 1.2, "anion": 0.7, "cation": 1.7, "neutral": math.nan}}},
         "provenance": {"git_commit": "x", "date_utc": "today", "cpu": "cpu"}, "wall_s": 1.0,
     }
-    cost = cost_over_gaff(document)
+    cost = cost_over_gaff(document, "CPU")
     assert cost["gaff"] == 1.0 and cost["plain"] > 0
+    assert cost_over_gaff(document) == {}  # no Reference run: the figure falls back to CPU
     assert accuracy_points(document, "torsions", "all") == {"plain": 0.6, "sage": 1.2}
     assert accuracy_points(document, "torsions", "neutral") == {}
     figure = write_figure(document, tmp_path / "figure.png")
     assert figure == "figure.png" and (tmp_path / "figure.png").stat().st_size > 1000
     text = markdown(document, figure)
     assert "| plain |" in text and "| scaled |" in text and "![design space](figure.png)" in text
+    assert "CPU platform" in text

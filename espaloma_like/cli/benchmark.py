@@ -9,7 +9,7 @@ fields by.
         [--baseline-molecules N] [--workers N] [--max-molecules N] [--quick]
         [--out benchmarks/results/conformers]
     espaloma-like benchmark design-space [--form NAME=MODEL ...] [--max-molecules N]
-        [--workers N] [--quick] [--out benchmarks/results/design_space]
+        [--workers N] [--quick] [--out benchmarks/results/design_space] [--rebuild-report]
 
 The model, OpenFF Sage 2.2.1 and GAFF-2.11 run on the same inputs in the same run. ``--quick``
 is a small smoke-test size (minutes, used in CI) whose numbers are not for citing.
@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help="processes, one molecule each (default: all cores)")
     conformers.add_argument("--no-progress", action="store_true", help="no progress bar")
     design = parser.add_argument_group("design-space (functional-form options)")
+    design.add_argument("--rebuild-report", action="store_true",
+                        help="only redraw design_space.md and .png from design_space.json")
     design.add_argument("--form", action="append", default=None, metavar="NAME=MODEL",
                         help="an option and its model (shipped name or checkpoint); repeat it. "
                              "Default: the shipped form-* models")
@@ -115,6 +117,12 @@ def _design_space(args: argparse.Namespace) -> int:
     default = ("benchmarks/results/quick/design_space" if args.quick
                else "benchmarks/results/design_space")
     out = Path(args.out or default)
+    if args.rebuild_report:
+        from espaloma_like.benchmark.design_space_report import rebuild_report
+
+        rebuild_report(out)
+        print((out / "design_space.md").read_text())
+        return 0
     config = DesignSpaceConfig(
         out=out, options=options, industry=Path(args.industry),
         scans=Path(args.data or "data/espaloma_like_b3lyp_scans.h5"),
