@@ -292,29 +292,23 @@ def force_section(config: DesignSpaceConfig) -> dict[str, Any]:
 def _solvated_system(molecule: Any, topology: Any, positions: Any) -> Any:
     """A TIP3P/PME System of ``topology`` (ligand first) with ``molecule``'s parameters.
 
-    The ligand goes through the ffxml route; term kinds with no ffxml form are added to the
-    System afterwards with the ligand's atom indices, exactly as in its own System.
+    The ligand goes through the template generator's template: its ffxml, and for term kinds
+    with no ffxml form their forces added afterwards with the ligand's atom indices (the
+    ligand comes first in ``topology``), exactly as in its own System.
     """
-    import dataclasses
     import io
 
+    import openmm
     from openmm import app, unit
 
-    from espaloma_like.termkinds import export_order
+    from espaloma_like.export.template_generator import molecule_template
 
-    parameters = molecule.parameters
-    extras = [(k, b) for k, b in export_order(parameters) if k.system_only]
-    core = dataclasses.replace(parameters, extra_terms={
-        name: block for name, block in parameters.extra_terms.items()
-        if name not in {k.name for k, _ in extras}})
-    core_molecule = dataclasses.replace(molecule, parameters=core)
-    forcefield = app.ForceField("amber14/tip3p.xml", io.StringIO(core_molecule.to_forcefield_xml()))
+    template = molecule_template(molecule)
+    forcefield = app.ForceField("amber14/tip3p.xml", io.StringIO(template.ffxml))
     system = forcefield.createSystem(topology, nonbondedMethod=app.PME,
                                      nonbondedCutoff=0.9 * unit.nanometer, constraints=app.HBonds)
-    for kind, block in extras:
-        for force in kind.openmm_forces(block, parameters):
-            force.setForceGroup(kind.force_group)
-            system.addForce(force)
+    for _, serialized in template.system_forces:
+        system.addForce(openmm.XmlSerializer.deserialize(serialized))
     return system
 
 
