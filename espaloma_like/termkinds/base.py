@@ -212,6 +212,8 @@ class TermKind:
         The network head (None: the network does not predict this kind).
     fields : tuple of ParameterField
         Per-term fields of the block besides ``indices``.
+    zero_start : bool
+        Whether a fresh readout's head starts at zero (see :meth:`init_readout`).
     system_only : str or None
         Why the kind cannot be written as ForceField XML (OpenMM's ``ForceField`` has no
         generator for its force, e.g. ``CustomCompoundBondForce``), or None.
@@ -229,6 +231,10 @@ class TermKind:
     #: why the kind has no ForceField XML form (None: it has one). Such a kind exports to the
     #: OpenMM System only; the ffxml route refuses parameters holding it, with this reason.
     system_only: ClassVar[str | None] = None
+    #: a fresh readout's head starts at zero weight and bias, so that every term gets the same
+    #: starting parameters, whatever the rest of the weights (grafted onto a trained model, an
+    #: optional kind then starts where :meth:`from_readout` maps 0)
+    zero_start: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<term kind {self.name!r}>"
@@ -268,7 +274,13 @@ class TermKind:
         return config.model_copy(update={"extra_terms": names})
 
     def init_readout(self, module: JanossyReadout) -> None:
-        """Set a fresh readout's starting weights (default: PyTorch's initialisation)."""
+        """Set a fresh readout's starting weights: a zero head with :attr:`zero_start`, else
+        PyTorch's initialisation."""
+        if self.zero_start:
+            from torch import nn
+
+            nn.init.zeros_(module.head.weight)
+            nn.init.zeros_(module.head.bias)
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor, context: ReadoutContext) -> Any:
         """The parameter block of the batch's terms from the raw readout ``raw`` (T, n_outputs)."""

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import openmm
     import torch
 
-    from espaloma_like.nn.model import HeadStatistics, JanossyReadout
+    from espaloma_like.nn.model import HeadStatistics
     from espaloma_like.parameters import ParameterSet
 
 #: Bound of the bond-bond coupling ``k_bb``, kJ/mol/nm^2 (about 12 kcal/mol/A^2).
@@ -150,16 +150,10 @@ class Class2(TermKind):
     permutations = reversal(3)
     optional = True
     readout = ReadoutSpec("class2_readout", 2)
+    zero_start = True  # every coupling starts at exactly 0
     fields = (ParameterField("k_bb", "kJ/mol/nm^2"), ParameterField("k_ba", "kJ/mol/nm/rad"))
     system_only = ("CustomCompoundBondForce (bond-bond and bond-angle cross terms), which OpenMM's "
                    "ForceField cannot generate")
-
-    def init_readout(self, module: JanossyReadout) -> None:
-        from torch import nn
-
-        # every coupling starts at exactly 0, whatever the rest of the weights
-        nn.init.zeros_(module.head.weight)
-        nn.init.zeros_(module.head.bias)
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor,
                      context: ReadoutContext) -> Class2Parameters:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import openmm
     import torch
 
-    from espaloma_like.nn.model import HeadStatistics, JanossyReadout
+    from espaloma_like.nn.model import HeadStatistics
     from espaloma_like.parameters import ParameterSet
 
 #: Bound of the log-factor of sigma: ``sigma = sigma_sage exp(SIGMA_SCALE tanh(x0))`` (about
@@ -128,19 +128,13 @@ class LearnedLJ(TermKind):
     permutations = ((0,),)
     optional = True
     readout = ReadoutSpec("learned_lj_readout", 2)
+    zero_start = True  # every atom starts exactly at Sage's values
     fields = (ParameterField("sigma", "nm"), ParameterField("epsilon", "kJ/mol"))
 
     @property
     def force_group(self) -> int:
         """The ``NonbondedForce``'s group (the kind adds no force of its own)."""
         return FORCE_GROUPS["nonbonded"]
-
-    def init_readout(self, module: JanossyReadout) -> None:
-        from torch import nn
-
-        # every atom starts exactly at Sage's values, whatever the rest of the weights
-        nn.init.zeros_(module.head.weight)
-        nn.init.zeros_(module.head.bias)
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor,
                      context: ReadoutContext) -> LearnedLJParameters:

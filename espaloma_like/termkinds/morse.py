@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import openmm
     import torch
 
-    from espaloma_like.nn.model import HeadStatistics, JanossyReadout
+    from espaloma_like.nn.model import HeadStatistics
     from espaloma_like.parameters import BondParameters, ParameterSet
 
 #: Scale and floor of the learned well depth, kJ/mol.
@@ -94,14 +94,8 @@ class Morse(TermKind):
     permutations = reversal(2)
     optional = True
     readout = ReadoutSpec("morse_readout", 1)
+    zero_start = True  # every bond starts at the same, typical depth
     fields = (ParameterField("depth", "kJ/mol"),)
-
-    def init_readout(self, module: JanossyReadout) -> None:
-        from torch import nn
-
-        # every bond starts at the same, typical depth, whatever the rest of the weights
-        nn.init.zeros_(module.head.weight)
-        nn.init.zeros_(module.head.bias)
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor,
                      context: ReadoutContext) -> MorseParameters:

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     import openmm
     import torch
 
-    from espaloma_like.nn.model import HeadStatistics, JanossyReadout
+    from espaloma_like.nn.model import HeadStatistics
     from espaloma_like.parameters import NonbondedParameters, ParameterSet
 
 #: Per-pair parameters of the exported ``CustomBondForce``: ``qq`` the charge product times
@@ -136,6 +136,7 @@ class Scaled14(TermKind):
     permutations = reversal(2)
     optional = True
     readout = ReadoutSpec("scaled_14_readout", 2)
+    zero_start = True  # every pair starts exactly at the global scales
     fields = (ParameterField("coulomb_scale", "dimensionless"),
               ParameterField("lj_scale", "dimensionless"))
     system_only = ("per-pair 1-4 scales: OpenMM's ForceField applies a CustomBondForce to the "
@@ -148,13 +149,6 @@ class Scaled14(TermKind):
         from espaloma_like.nn.assemble import COULOMB_14_SCALE, LJ_14_SCALE
 
         return COULOMB_14_SCALE, LJ_14_SCALE
-
-    def init_readout(self, module: JanossyReadout) -> None:
-        from torch import nn
-
-        # every pair starts exactly at the global scales, whatever the rest of the weights
-        nn.init.zeros_(module.head.weight)
-        nn.init.zeros_(module.head.bias)
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor,
                      context: ReadoutContext) -> Scaled14Parameters:

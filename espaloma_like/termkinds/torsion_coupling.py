@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import openmm
     import torch
 
-    from espaloma_like.nn.model import HeadStatistics, JanossyReadout
+    from espaloma_like.nn.model import HeadStatistics
     from espaloma_like.parameters import ParameterSet
 
 #: Bound of every coupling, kJ/mol: ``k = COUPLING_SCALE tanh(x)``.
@@ -114,17 +114,11 @@ class TorsionCoupling(TermKind):
     permutations = reversal(5)
     optional = True
     readout = ReadoutSpec("torsion_coupling_readout", 2 * N_COUPLING_PERIODICITIES)
+    zero_start = True  # every coupling starts at exactly 0: grafted on, the kind changes nothing
     fields = (ParameterField("k_plus", "kJ/mol", str(N_COUPLING_PERIODICITIES)),
               ParameterField("k_minus", "kJ/mol", str(N_COUPLING_PERIODICITIES)))
     system_only = ("OpenMM's ForceField has no generator for CustomCompoundBondForce "
                    "(CMAPTorsionForce is a bicubic grid, not this Fourier series)")
-
-    def init_readout(self, module: JanossyReadout) -> None:
-        from torch import nn
-
-        # every coupling starts at exactly 0: grafted onto a model, the kind changes nothing
-        nn.init.zeros_(module.head.weight)
-        nn.init.zeros_(module.head.bias)
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor,
                      context: ReadoutContext) -> TorsionCouplingParameters:
