@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import openmm_energy_forces, openmm_group_energies
+from termkind_helpers import fine_tuning_start, readout_gradient
 
 from espaloma_like.api import parametrize, parametrize_many
 from espaloma_like.exceptions import ParametrizationError
@@ -210,17 +211,7 @@ def test_batched_equals_one_by_one(class2: ParameterModel) -> None:
 
 
 def test_fine_tuning_adds_a_fresh_class2_readout(tmp_path, plain: ParameterModel) -> None:  # type: ignore[no-untyped-def]
-    import copy
-
-    from espaloma_like.nn.checkpoint import save_checkpoint
-    from espaloma_like.training.config import DataConfig, TrainConfig
-    from espaloma_like.training.trainer import build_model
-
-    plain = copy.deepcopy(plain).float()
-    start = save_checkpoint(plain, tmp_path / "start.pt")
-    config = TrainConfig(data=DataConfig(train_files=("unused.h5",)), init_from=str(start),
-                         extra_terms=("class2",))
-    model = build_model(config)
+    plain, model = fine_tuning_start(plain, "class2", tmp_path)
     assert model.config.extra_terms == ("class2",)
     for key, value in plain.state_dict().items():
         assert torch.equal(value, model.state_dict()[key]), key
@@ -230,27 +221,7 @@ def test_fine_tuning_adds_a_fresh_class2_readout(tmp_path, plain: ParameterModel
 
 
 def test_loss_gradients_reach_the_class2_readout(class2: ParameterModel) -> None:
-    import copy
-
-    from espaloma_like.molecule import from_smiles
-    from espaloma_like.nn.batch import prepare_molecule
-    from espaloma_like.training.config import LossConfig
-    from espaloma_like.training.dataset import TrainingMolecule
-    from espaloma_like.training.loss import compute_loss, make_batch
-
-    class2 = copy.deepcopy(class2).float()
-    graph = from_smiles("CCO")
-    config = class2.config
-    prepared = prepare_molecule(graph, config.atom_features, config.bond_features)
-    rng = np.random.default_rng(0)
-    xyz = generate_conformers(graph, 1, seed=0)[[0, 0, 0]] + rng.normal(0, 0.01, (3, graph.n_atoms, 3))
-    molecule = TrainingMolecule(prepared, xyz, rng.normal(size=3), np.zeros_like(xyz), None,
-                                "ethanol", "", "train")
-    batch = make_batch([molecule], 3, rng)
-    class2.zero_grad()
-    loss, _ = compute_loss(class2, batch, LossConfig(prior_weight=1.0), reference_model=class2)
-    loss.backward()
-    grad = class2.class2_readout.head.weight.grad
+    grad = readout_gradient(class2, "class2_readout", "CCO")
     assert grad is not None and float(grad.abs().sum()) > 0.0
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import openmm_energy_forces, openmm_group_energies
+from termkind_helpers import fine_tuning_start, readout_gradient
 
 from espaloma_like.api import parametrize, parametrize_many
 from espaloma_like.export.openmm_system import FORCE_GROUPS
@@ -304,38 +305,12 @@ def test_gradients_reach_the_charges_and_the_prior_is_the_squared_scale_deviatio
 
 
 def test_loss_gradients_reach_the_scaled_14_readout(scaled: ParameterModel) -> None:
-    from espaloma_like.molecule import from_smiles
-    from espaloma_like.nn.batch import prepare_molecule
-    from espaloma_like.training.config import LossConfig
-    from espaloma_like.training.dataset import TrainingMolecule
-    from espaloma_like.training.loss import compute_loss, make_batch
-
-    model = copy.deepcopy(scaled).float()
-    graph = from_smiles("C[NH2+]CC(=O)[O-]")
-    config = model.config
-    prepared = prepare_molecule(graph, config.atom_features, config.bond_features)
-    rng = np.random.default_rng(0)
-    xyz = generate_conformers(graph, 1, seed=0)[[0, 0, 0]] + rng.normal(0, 0.01, (3, graph.n_atoms, 3))
-    molecule = TrainingMolecule(prepared, xyz, rng.normal(size=3), np.zeros_like(xyz), None,
-                                "sarcosine", "", "train")
-    batch = make_batch([molecule], 3, rng)
-    model.zero_grad()
-    loss, _ = compute_loss(model, batch, LossConfig(prior_weight=1.0), reference_model=model)
-    loss.backward()
-    grad = model.scaled_14_readout.head.weight.grad
+    grad = readout_gradient(scaled, "scaled_14_readout", "C[NH2+]CC(=O)[O-]")
     assert grad is not None and float(grad.abs().sum()) > 0.0
 
 
 def test_fine_tuning_adds_a_fresh_scaled_14_readout(tmp_path, plain: ParameterModel) -> None:  # type: ignore[no-untyped-def]
-    from espaloma_like.nn.checkpoint import save_checkpoint
-    from espaloma_like.training.config import DataConfig, TrainConfig
-    from espaloma_like.training.trainer import build_model
-
-    plain = copy.deepcopy(plain).float()
-    start = save_checkpoint(plain, tmp_path / "start.pt")
-    config = TrainConfig(data=DataConfig(train_files=("unused.h5",)), init_from=str(start),
-                         extra_terms=("scaled_14",))
-    model = build_model(config)
+    plain, model = fine_tuning_start(plain, "scaled_14", tmp_path)
     assert model.config.extra_terms == ("scaled_14",)
     for key, value in plain.state_dict().items():
         assert torch.equal(value, model.state_dict()[key]), key

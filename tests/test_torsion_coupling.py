@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import DIVERSE_SMILES, openmm_energy_forces, openmm_group_energies
+from termkind_helpers import fine_tuning_start, readout_gradient
 
 from espaloma_like.api import parametrize, parametrize_many
 from espaloma_like.export.openmm_system import FORCE_GROUPS
@@ -267,42 +268,13 @@ def test_batched_equals_one_by_one(coupled: ParameterModel) -> None:
 
 
 def test_loss_gradients_reach_the_readout(coupled: ParameterModel) -> None:
-    import copy
-
-    from espaloma_like.nn.batch import prepare_molecule
-    from espaloma_like.training.config import LossConfig
-    from espaloma_like.training.dataset import TrainingMolecule
-    from espaloma_like.training.loss import compute_loss, make_batch
-
-    model = copy.deepcopy(coupled).float()
-    graph = from_smiles("CCCO")
-    config = model.config
-    prepared = prepare_molecule(graph, config.atom_features, config.bond_features)
-    assert len(prepared.terms.torsion_pairs) > 0
-    rng = np.random.default_rng(0)
-    xyz = generate_conformers(graph, 1, seed=0)[[0, 0, 0]] + rng.normal(0, 0.01, (3, graph.n_atoms, 3))
-    molecule = TrainingMolecule(prepared, xyz, rng.normal(size=3), np.zeros_like(xyz), None,
-                                "propanol", "", "train")
-    batch = make_batch([molecule], 3, rng)
-    model.zero_grad()
-    loss, _ = compute_loss(model, batch, LossConfig(prior_weight=1.0), reference_model=model)
-    loss.backward()
-    grad = model.torsion_coupling_readout.head.weight.grad
+    assert len(enumerate_terms(from_smiles("CCCO")).torsion_pairs) > 0
+    grad = readout_gradient(coupled, "torsion_coupling_readout", "CCCO")
     assert grad is not None and float(grad.abs().sum()) > 0.0
 
 
 def test_fine_tuning_adds_a_fresh_readout(tmp_path, plain: ParameterModel) -> None:  # type: ignore[no-untyped-def]
-    import copy
-
-    from espaloma_like.nn.checkpoint import save_checkpoint
-    from espaloma_like.training.config import DataConfig, TrainConfig
-    from espaloma_like.training.trainer import build_model
-
-    plain = copy.deepcopy(plain).float()
-    start = save_checkpoint(plain, tmp_path / "start.pt")
-    config = TrainConfig(data=DataConfig(train_files=("unused.h5",)), init_from=str(start),
-                         extra_terms=("torsion_coupling",))
-    model = build_model(config)
+    plain, model = fine_tuning_start(plain, "torsion_coupling", tmp_path)
     assert model.config.extra_terms == ("torsion_coupling",)
     for key, value in plain.state_dict().items():
         assert torch.equal(value, model.state_dict()[key]), key
