@@ -1,5 +1,5 @@
-"""``espaloma-like benchmark accuracy|speed|figure|conformers``: the comparisons users choose force
-fields by.
+"""``espaloma-like benchmark accuracy|speed|figure|conformers|torsions|design-space|dimers``:
+the comparisons users choose force fields by.
 
     espaloma-like benchmark accuracy [--quick] [--out benchmarks/results]
     espaloma-like benchmark speed [--quick] [--out benchmarks/results]
@@ -10,6 +10,8 @@ fields by.
         [--out benchmarks/results/conformers]
     espaloma-like benchmark design-space [--form NAME=MODEL ...] [--max-molecules N]
         [--workers N] [--quick] [--out benchmarks/results/design_space] [--rebuild-report]
+    espaloma-like benchmark dimers [--model NAME_OR_PATH ...] [--baselines sage,gaff] [--quick]
+        [--s66x8 FILE] [--out benchmarks/results/dimers]
 
 The model, OpenFF Sage 2.2.1 and GAFF-2.11 run on the same inputs in the same run. ``--quick``
 is a small smoke-test size (minutes, used in CI) whose numbers are not for citing.
@@ -23,7 +25,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("which", choices=("accuracy", "speed", "figure", "conformers", "torsions",
-                                          "design-space"))
+                                          "design-space", "dimers"))
     parser.add_argument("--quick", action="store_true", help="small smoke-test size")
     parser.add_argument("--out", default=None,
                         help="output folder (default benchmarks/results, or "
@@ -55,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conformers.add_argument("--workers", type=int, default=None,
                             help="processes, one molecule each (default: all cores)")
     conformers.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--s66x8",
+                        default="../shared/qm-reference/comp6_s66x8/s66x8_wb97x6-31gd.h5",
+                        help="dimers: COMP6's S66x8 HDF5 (wB97X/6-31G(d) dimer curves)")
     design = parser.add_argument_group("design-space (functional-form options)")
     design.add_argument("--rebuild-report", action="store_true",
                         help="only redraw design_space.md and .png from design_space.json")
@@ -135,7 +140,23 @@ def _design_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dimers(args: argparse.Namespace) -> int:
+    from espaloma_like.benchmark.dimers import DimerBenchmarkConfig, run_dimer_benchmark
+
+    out = Path(args.out or ("benchmarks/results/quick/dimers" if args.quick
+                            else "benchmarks/results/dimers"))
+    config = DimerBenchmarkConfig(
+        out=out, data=Path(args.s66x8), models=tuple(args.model or ("default",)),
+        baselines=tuple(b for b in args.baselines.split(",") if b.strip()),
+        max_dimers=2 if args.quick else None)
+    run_dimer_benchmark(config, progress=not args.no_progress)
+    print((out / "dimers.md").read_text())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.which == "dimers":
+        return _dimers(args)
     if args.which == "design-space":
         return _design_space(args)
     if args.which == "conformers":
