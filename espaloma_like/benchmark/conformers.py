@@ -21,6 +21,7 @@ interrupted run resumes, and a new candidate model adds only its own minimizatio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import openmm
 
     from espaloma_like.data.records import QMRecord
+    from espaloma_like.parametrized import ParametrizedMolecule
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +328,17 @@ def method_specs(models: Sequence[str], baselines: Sequence[str]) -> list[Method
     if len(set(labels)) != len(labels):
         raise ValueError(f"methods must be distinct, got {labels}")
     return specs
+
+
+def method_parametrizers(models: Sequence[str], baselines: Sequence[str]
+                         ) -> dict[str, Callable[[Any], ParametrizedMolecule]]:
+    """Each method of :func:`method_specs` by label, with its parametrize function (molecule ->
+    :class:`~espaloma_like.parametrized.ParametrizedMolecule`), for benchmarks that build
+    Systems rather than minimize."""
+    from espaloma_like.methods import get_method
+
+    return {spec.label: functools.partial(get_method(spec.kind).parametrize, model=spec.model)
+            for spec in method_specs(models, baselines)}
 
 
 def read_published_rows(industry: Path, sources: Sequence[str],

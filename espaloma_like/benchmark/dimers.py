@@ -20,7 +20,6 @@ the repulsive wall (0.90 x).
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import warnings
@@ -176,21 +175,11 @@ def curve_energies(curve: DimerCurve, pair: Sequence[ParametrizedMolecule]) -> n
     import openmm
     from openmm import app, unit
 
-    topology = app.Topology()
-    chain = topology.addChain()
-    order: list[int] = []
-    xmls: dict[str, None] = {}  # one template per distinct molecule (a homodimer loads it once)
-    for parametrized, indices in zip(pair, curve.atom_indices, strict=True):
-        xmls[parametrized.to_forcefield_xml()] = None
-        single = parametrized.to_openmm_topology()
-        residue = topology.addResidue(next(single.residues()).name, chain)
-        atoms = {a: topology.addAtom(a.name, a.element, residue) for a in single.atoms()}
-        for bond in single.bonds():
-            topology.addBond(atoms[bond[0]], atoms[bond[1]])
-        order.extend(indices.tolist())
-    forcefield = app.ForceField(*(io.StringIO(x) for x in xmls))
-    system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None,
-                                     removeCMMotion=False)
+    from espaloma_like.export.multi_molecule import multi_molecule_system
+
+    system, _ = multi_molecule_system(pair, nonbondedMethod=app.NoCutoff, constraints=None,
+                                      removeCMMotion=False)
+    order = np.concatenate(curve.atom_indices)
     context = openmm.Context(system, openmm.VerletIntegrator(1e-3),
                              openmm.Platform.getPlatformByName("Reference"))
     energies = []
@@ -245,22 +234,6 @@ class DimerBenchmarkConfig:
     max_dimers: int | None = None
 
 
-def _parametrizers(config: DimerBenchmarkConfig) -> dict[str, Any]:
-    from espaloma_like.api import load_model
-    from espaloma_like.methods import get_method
-
-    methods: dict[str, Any] = {}
-    for name in config.models:
-        network = load_model(name)
-        label = "model" if name == "default" else f"model:{name}"
-        methods[label] = lambda graph, network=network: get_method("model").parametrize(
-            graph, model=network)
-    for name in config.baselines:
-        method = get_method(name)
-        methods[method.results_label] = method.parametrize
-    return methods
-
-
 def run_dimer_benchmark(config: DimerBenchmarkConfig, progress: bool = True) -> dict[str, Any]:
     """Score every method on the S66x8 curves; write ``dimers.json`` and ``dimers.md``."""
     from tqdm.auto import tqdm
@@ -273,7 +246,9 @@ def run_dimer_benchmark(config: DimerBenchmarkConfig, progress: bool = True) -> 
     if config.max_dimers is not None:
         curves = [c for name, _ in CATEGORIES
                   for c in [c for c in curves if c.category == name][:config.max_dimers]]
-    methods = _parametrizers(config)
+    from espaloma_like.benchmark.conformers import method_parametrizers
+
+    methods = method_parametrizers(config.models, config.baselines)
     rows: dict[str, list[dict[str, Any]]] = {label: [] for label in methods}
     # monomers recur across dimers (water in 9 of them): parametrize each (method, atom order) once
     parametrized: dict[tuple[str, str], ParametrizedMolecule] = {}
