@@ -105,7 +105,7 @@ def _particle_lj(system) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-un
 
 
 def test_registered_last_as_an_optional_per_atom_kind_exportable_both_ways() -> None:
-    assert list(TERM_KINDS)[-1] == "learned_lj"  # appended: fresh models unchanged
+    assert list(TERM_KINDS)[-2] == "learned_lj"  # appended (before intramolecular_lj): fresh models unchanged
     assert LEARNED_LJ.optional and LEARNED_LJ.terms == "atoms" and LEARNED_LJ.arity == 1
     assert LEARNED_LJ.permutations == ((0,),)
     assert LEARNED_LJ.component == "lj" and LEARNED_LJ.force_group == FORCE_GROUPS["nonbonded"] == 4

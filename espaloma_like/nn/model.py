@@ -77,6 +77,7 @@ class ModelConfig(BaseModel):
     activation: Literal["silu", "relu", "gelu"] = "silu"
     heads: HeadStatistics = HeadStatistics()
     #: Sage's LJ; learned LJ on top of it is the optional kind ``extra_terms=("learned_lj",)``
+    #: (every pair) or ``("intramolecular_lj",)`` (within the molecule only)
     lj: Literal["sage"] = "sage"
     #: predict a Urey-Bradley spring for every angle (bond-angle coupling, CHARMM's form)
     urey_bradley: bool = False
@@ -93,6 +94,9 @@ class ModelConfig(BaseModel):
             raise ValueError(f"unknown optional term kinds {unknown}; choose from {allowed}")
         if len(set(names)) != len(names):
             raise ValueError(f"extra_terms names a kind twice: {list(names)}")
+        if {"learned_lj", "intramolecular_lj"} <= set(names):
+            raise ValueError("learned_lj and intramolecular_lj are alternatives (LJ learned for "
+                             "every pair, or within the molecule only): choose one")
         return names
 
 

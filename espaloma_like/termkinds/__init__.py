@@ -5,8 +5,9 @@
 * one module per kind: :mod:`~.bonds`, :mod:`~.angles`, :mod:`~.propers`, :mod:`~.impropers`
   (trefoil); the optional functional-form options :mod:`~.urey_bradley`, :mod:`~.morse`,
   :mod:`~.class2` (bond-bond / bond-angle cross terms), :mod:`~.scaled_14` (learned 1-4 scales),
-  :mod:`~.torsion_coupling` (consecutive torsions) and :mod:`~.learned_lj` (per-atom LJ, Sage's
-  times learned factors, written into the nonbonded block); :mod:`~.nonbonded` (LJ and Coulomb,
+  :mod:`~.torsion_coupling` (consecutive torsions), :mod:`~.learned_lj` (per-atom LJ, Sage's
+  times learned factors, written into the nonbonded block) and :mod:`~.intramolecular_lj` (the
+  same, within the molecule only: a correction force); :mod:`~.nonbonded` (LJ and Coulomb,
   not a network readout);
 * :mod:`~espaloma_like.termkinds.registry`: :data:`TERM_KINDS` and the helpers over it.
 
