@@ -49,6 +49,9 @@ def test_simulate_density_samples_a_liquid() -> None:
     assert all(0.3 < d < 1.5 for d in run["densities"])
     assert run["density"] == pytest.approx(np.mean(run["densities"]), abs=1e-5)
     assert run["density_sem"] >= 0.0 and run["ns_per_day"] > 0.0
+    # 5 samples, 5 blocks: the drift is the last sample minus the first
+    assert run["density_drift"] == pytest.approx(run["densities"][-1] - run["densities"][0],
+                                                 abs=1e-4)
 
 
 def test_benchmark_resumes_and_reports(tmp_path: Path) -> None:

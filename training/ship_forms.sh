@@ -16,6 +16,7 @@ FORMS=(
   "scaled-14|scaled_14|the classical terms + Urey-Bradley springs + learned 1-4 Coulomb / LJ scales per pair (OpenMM System only)"
   "torsion-coupling|torsion_coupling|the classical terms + Urey-Bradley springs + torsion-torsion coupling of consecutive torsions (OpenMM System only)"
   "learned-lj|learned_lj|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon per atom (Sage as the prior)"
+  "intramolecular-lj|intramolecular_lj|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon per atom acting within the molecule only (Sage's LJ between molecules; OpenMM System only)"
   "charged|charged|the classical terms + Urey-Bradley springs, trained with charged molecules drawn 4x as often"
 )
 for entry in "${FORMS[@]}"; do
