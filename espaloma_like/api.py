@@ -63,6 +63,9 @@ def _provenance(model: ParameterModel) -> dict[str, str]:
         provenance["extra_terms"] = ",".join(model.config.extra_terms)
     if "learned_lj" in model.config.extra_terms:  # the nonbonded block holds the learned values
         provenance["lj"] = "learned per atom (model), prior openff-2.2.1 (Sage)"
+    if "intramolecular_lj" in model.config.extra_terms:
+        provenance["lj"] = ("openff-2.2.1 (Sage); within the molecule learned per atom (model), "
+                            "a CustomBondForce correction")
     return provenance
 
 

@@ -23,6 +23,7 @@ FORMS = {
     "form-scaled-14": {"urey_bradley", "scaled_14"},
     "form-torsion-coupling": {"urey_bradley", "torsion_coupling"},
     "form-learned-lj": {"urey_bradley", "learned_lj"},
+    "form-intramolecular-lj": {"urey_bradley", "intramolecular_lj"},
     "form-charged": {"urey_bradley"},
 }
 SHIPPED = sorted(name for name in available_models() if name.startswith("form-"))

@@ -86,6 +86,8 @@ def test_in_vacuum_the_energy_is_learned_ljs_and_the_nonbonded_block_stays_sages
     b = parametrize(smiles, learned)
     sage = parametrize(smiles, plain).parameters.nonbonded
     block = a.parameters.extra_terms["intramolecular_lj"]
+    assert a.parameters.provenance["extra_terms"] == "intramolecular_lj"
+    assert a.parameters.provenance["lj"].startswith("openff-2.2.1 (Sage); within the molecule")
     assert torch.equal(block.sigma, b.parameters.extra_terms["learned_lj"].sigma)
     assert torch.equal(block.epsilon, b.parameters.extra_terms["learned_lj"].epsilon)
     assert torch.equal(a.parameters.nonbonded.sigma, sage.sigma)

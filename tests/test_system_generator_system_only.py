@@ -1,6 +1,7 @@
 """SystemGenerator with models whose term kinds have no ForceField XML form (system-only).
 
-``form-torsion-coupling`` (CustomCompoundBondForce) and ``form-scaled-14`` (CustomBondForce):
+``form-torsion-coupling`` (CustomCompoundBondForce), ``form-scaled-14`` and
+``form-intramolecular-lj`` (CustomBondForce):
 the ligands get core templates and ``create_system`` adds the kinds' forces, remapped to every
 ligand residue; the plain TemplateGenerator refuses such models; the cache never serves a core
 template as a complete one; a model without such kinds is unchanged.
@@ -31,8 +32,10 @@ ESTER = "CCOC(C)=O"
 COPIES = ((PARACETAMOL, (0.6, 0.6, 0.6), False), (PARACETAMOL, (1.7, 1.7, 0.6), True),
           (ESTER, (0.6, 1.7, 1.7), False))
 BOX_NM = 2.4
-FORMS = {"form-torsion-coupling": ("torsion_coupling", "CustomCompoundBondForce"),
-         "form-scaled-14": ("scaled_14", "CustomBondForce")}
+#: model: (its system-only kind, the force type, the force group: proper 2, nonbonded 4)
+FORMS = {"form-torsion-coupling": ("torsion_coupling", "CustomCompoundBondForce", 2),
+         "form-scaled-14": ("scaled_14", "CustomBondForce", 2),
+         "form-intramolecular-lj": ("intramolecular_lj", "CustomBondForce", 4)}
 
 
 def _kwargs() -> dict[str, Any]:
@@ -165,7 +168,7 @@ def test_custom_forces_one_per_kind_with_every_copys_terms(setup: Setup) -> None
     assert force.getNumBonds() == expected > 0
     reference = own[PARACETAMOL][0]
     assert force.getEnergyFunction() == reference.getEnergyFunction()
-    assert force.getForceGroup() == reference.getForceGroup() == 2
+    assert force.getForceGroup() == reference.getForceGroup() == FORMS[setup.model][2]
     assert force.usesPeriodicBoundaryConditions() == reference.usesPeriodicBoundaryConditions()
     assert force.getNumPerBondParameters() == reference.getNumPerBondParameters()
     assert force.getNumGlobalParameters() == reference.getNumGlobalParameters()

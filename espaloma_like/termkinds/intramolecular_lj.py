@@ -13,9 +13,10 @@ the difference on every intramolecular pair the ``NonbondedForce`` does not excl
 with ``s_ij`` 1 for pairs beyond 1-4 and Sage's ``lj_14_scale`` for 1-4 pairs, Lorentz-Berthelot
 mixing of the learned (``sigma``, ``epsilon``) and of Sage's values (``sigma0``, ``epsilon0``).
 In vacuum the molecule's energy is therefore exactly that of ``learned_lj``; the kind exists
-because ``learned_lj`` also changes the intermolecular LJ, and that makes neat liquids 15 %
-too dense (``benchmarks/results/liquids/``): what the DFT minima ask of the LJ is not what
-Sage's condensed-phase fit gives, so the two are kept apart.
+because ``learned_lj`` also changes the intermolecular LJ, and that makes neat liquids 8-15 %
+too dense (``benchmarks/results/liquids/``; Sage's LJ: within 5 %): what the DFT minima ask of
+the LJ within a molecule is not what the condensed phase needs between molecules, so the two are
+kept apart.
 
 The per-pair energies are attributed to the pair's first atom: the block's terms are the atoms
 (one-atom terms ``Terms.atoms``, as for ``learned_lj``), so a batch's energies reduce per
@@ -27,8 +28,9 @@ term may join any two particles of a System), with the learned and Sage's mixed 
 (the 1-4 scale folded into both epsilons); pairs whose correction vanishes are left out. It uses
 no cutoff and no periodic boundary conditions, as the ``NonbondedForce`` exceptions do: under a
 cutoff method the ``NonbondedForce`` drops Sage's part of pairs farther apart than the cutoff
-(switched from the switch distance) while the correction keeps them, which changes the energy of
-a ligand by the LJ of its few atoms pairs beyond 0.8-0.9 nm (hundredths of a kJ/mol). There is
+(switched from the switch distance) while the correction keeps them: for those few pairs of a
+large ligand, more than 0.8-0.9 nm apart, the learned part acts without the cutoff (LJ there is
+hundredths of a kJ/mol). There is
 no ForceField XML form (:attr:`IntramolecularLJ.system_only`); ParmEd's GROMACS and Amber files
 refuse a System with the ``CustomBondForce``.
 """
