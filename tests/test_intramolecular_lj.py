@@ -183,6 +183,13 @@ def test_between_molecules_the_lj_is_sages_through_system_generator(intra: Param
     assert both - alone == pytest.approx(_intermolecular_sage(molecule, molecule, xyz, rotated),
                                          abs=1e-4)
     assert system.getNumParticles() == 2 * n
+    # the benchmarks' multi-molecule Systems add the System-only forces the same way
+    from espaloma_like.export.multi_molecule import multi_molecule_system
+
+    pair, _ = multi_molecule_system([molecule, molecule], nonbondedMethod=app.NoCutoff,
+                                    constraints=None, removeCMMotion=False)
+    assert sum(type(f).__name__ == "CustomBondForce" for f in pair.getForces()) == 1
+    assert openmm_energy_forces(pair, np.vstack([xyz, rotated]))[0] == pytest.approx(both, abs=1e-6)
 
 
 @pytest.mark.parametrize("method", ["CutoffPeriodic", "PME"])

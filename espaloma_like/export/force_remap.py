@@ -16,13 +16,13 @@ derivatives, name, force group and periodic-boundary setting (it is made with
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import openmm
 
-__all__ = ["append_bonds", "force_signature", "remap_force"]
+__all__ = ["add_remapped_forces", "append_bonds", "force_signature", "remap_force"]
 
 
 def _check_type(force: openmm.Force) -> None:
@@ -114,3 +114,32 @@ def append_bonds(target: openmm.Force, source: openmm.Force) -> int:
             atoms, values = source.getBondParameters(n)
             target.addBond(atoms, values)
     return int(source.getNumBonds())
+
+
+def add_remapped_forces(system: openmm.System,
+                        copies: Iterable[tuple[str, str, Sequence[int]]]) -> dict[str, int]:
+    """Add every ``(kind, serialized force, particles)`` copy to ``system``, remapped to its
+    particles (:func:`remap_force`), copies of the same kind and force shape merged into one
+    force (:func:`force_signature`, :func:`append_bonds`).
+
+    Returns
+    -------
+    dict
+        ``{kind name: number of terms added}``.
+    """
+    import openmm
+
+    merged: dict[tuple[str, str], openmm.Force] = {}
+    terms: dict[str, int] = {}
+    for kind, xml, particles in copies:
+        force = remap_force(openmm.XmlSerializer.deserialize(xml), particles)
+        key = (kind, force_signature(force))
+        terms.setdefault(kind, 0)
+        if key in merged:
+            terms[kind] += append_bonds(merged[key], force)
+        else:
+            merged[key] = force
+            terms[kind] += int(force.getNumBonds())
+    for force in merged.values():
+        system.addForce(force)
+    return terms

@@ -1,4 +1,5 @@
-"""OpenMM Systems of several molecules (copies or different ones) through ForceField templates."""
+"""OpenMM Systems of several molecules (copies or different ones) through ForceField templates,
+with the forces of term kinds that have no ForceField XML form added after ``createSystem``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def multi_molecule_system(molecules: Sequence[ParametrizedMolecule], box_vectors
                           **create_system: Any) -> tuple[openmm.System, app.Topology]:
     """One System holding ``molecules`` in order, one residue each, built by
     ``openmm.app.ForceField`` from their ffxml templates (the route users take for mixtures).
+    Molecules whose parameters hold System-only term kinds get their core template, and those
+    kinds' forces are added to every copy afterwards, as ``SystemGenerator`` does.
 
     Parameters
     ----------
@@ -27,29 +30,34 @@ def multi_molecule_system(molecules: Sequence[ParametrizedMolecule], box_vectors
         Periodic box of the topology (needed by periodic nonbonded methods).
     **create_system
         Passed to ``ForceField.createSystem`` (``nonbondedMethod``, ``constraints``, ...).
-
-    Raises
-    ------
-    ParametrizationError
-        A molecule whose functional form has no ffxml form (a System-only term kind).
     """
     from openmm import app
+
+    from espaloma_like.export.force_remap import add_remapped_forces
+    from espaloma_like.export.template_generator import molecule_template
 
     topology = app.Topology()
     chain = topology.addChain()
     xmls: dict[str, None] = {}
-    singles: dict[int, Any] = {}
+    singles: dict[int, tuple[Any, Any]] = {}  # one template per distinct object
+    copies: list[tuple[str, str, range]] = []
     for parametrized in molecules:
         key = id(parametrized)
         if key not in singles:
-            xmls[parametrized.to_forcefield_xml()] = None
-            singles[key] = parametrized.to_openmm_topology()
-        single = singles[key]
+            template = molecule_template(parametrized)
+            xmls[template.ffxml] = None  # the same template twice is loaded once
+            singles[key] = (template, parametrized.to_openmm_topology())
+        template, single = singles[key]
         residue = topology.addResidue(next(single.residues()).name, chain)
+        first = topology.getNumAtoms()
         atoms = {a: topology.addAtom(a.name, a.element, residue) for a in single.atoms()}
         for a, b in single.bonds():
             topology.addBond(atoms[a], atoms[b])
+        particles = range(first, topology.getNumAtoms())
+        copies.extend((kind, xml, particles) for kind, xml in template.system_forces)
     if box_vectors is not None:
         topology.setPeriodicBoxVectors(box_vectors)
     forcefield = app.ForceField(*(io.StringIO(x) for x in xmls))
-    return forcefield.createSystem(topology, **create_system), topology
+    system: openmm.System = forcefield.createSystem(topology, **create_system)
+    add_remapped_forces(system, copies)
+    return system, topology

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from espaloma_like.exceptions import ParametrizationError
@@ -352,12 +352,10 @@ class MoleculeTemplateGenerator:
         dict
             ``{kind name: number of terms added}``.
         """
-        import openmm
+        from espaloma_like.export.force_remap import add_remapped_forces
 
-        from espaloma_like.export.force_remap import append_bonds, force_signature, remap_force
-
-        merged: dict[tuple[str, str], openmm.Force] = {}
-        terms: dict[str, int] = {}
+        copies: list[tuple[str, str, Sequence[int]]] = []
+        kinds: list[str] = []
         for residue, index in matches.items():
             template = self.template(index)
             if template.complete:
@@ -366,18 +364,10 @@ class MoleculeTemplateGenerator:
             if max(particles) >= system.getNumParticles():
                 raise ValueError(f"residue {_residue_label(residue)} lies beyond the System's "
                                  f"{system.getNumParticles()} particles")
-            for kind in template.system_only_kinds:
-                terms.setdefault(kind, 0)
-            for kind, xml in template.system_forces:
-                force = remap_force(openmm.XmlSerializer.deserialize(xml), particles)
-                key = (kind, force_signature(force))
-                if key in merged:
-                    terms[kind] += append_bonds(merged[key], force)
-                else:
-                    merged[key] = force
-                    terms[kind] += int(force.getNumBonds())
-        for force in merged.values():
-            system.addForce(force)
+            kinds.extend(template.system_only_kinds)
+            copies.extend((kind, xml, particles) for kind, xml in template.system_forces)
+        terms = {kind: 0 for kind in kinds}  # a kind whose terms all vanish is listed, with 0
+        terms.update(add_remapped_forces(system, copies))
         if terms:
             logger.info("added the system-only terms of %d residue(s): %s",
                         sum(not self.template(i).complete for i in matches.values()),
