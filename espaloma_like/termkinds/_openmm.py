@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,3 +53,19 @@ def torsion_attributes(classes: Sequence[str], quad: Sequence[int], k: np.ndarra
             attrs[f"k{term}"] = fmt(k[column])
     return attrs if term else None
 
+
+def pair_correction_force(expression: str, per_bond: Sequence[str],
+                          rows: Iterable[tuple[int, int, Sequence[float]]]) -> list[openmm.Force]:
+    """A ``CustomBondForce`` of ``expression`` over atom pairs ``(i, j, values)``, one value per
+    name of ``per_bond``; no periodic boundary conditions, as the ``NonbondedForce``
+    exceptions such a correction stands beside (and the other bonded forces), under any
+    nonbonded method. ``[]`` when there is no row."""
+    import openmm
+
+    force = openmm.CustomBondForce(expression)
+    for name in per_bond:
+        force.addPerBondParameter(name)
+    force.setUsesPeriodicBoundaryConditions(False)
+    for i, j, values in rows:
+        force.addBond(i, j, list(values))
+    return [force] if force.getNumBonds() else []

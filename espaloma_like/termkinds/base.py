@@ -343,5 +343,9 @@ class TermKind:
     def write_ffxml(self, root: ET.Element, classes: Sequence[str], block: Any,
                     parameters: ParameterSet) -> None:
         """Append the block's force elements to the ForceField XML ``root``; ``classes`` are the
-        atom classes (one per atom)."""
+        atom classes (one per atom). A :attr:`system_only` kind keeps this default, which
+        refuses with its reason."""
+        if self.system_only:
+            raise NotImplementedError(f"{self.name} has no ForceField XML form "
+                                      f"({self.system_only}); export to an OpenMM System instead")
         raise NotImplementedError

@@ -34,8 +34,6 @@ and Amber files have no such term either: those exports refuse a System with it.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -195,10 +193,6 @@ class Class2(TermKind):
             if values[0] != 0.0 or values[1] != 0.0:
                 force.addBond([i, j, k], list(values))
         return [force] if force.getNumBonds() else []
-
-    def write_ffxml(self, root: ET.Element, classes: Sequence[str], block: Class2Parameters,
-                    parameters: ParameterSet) -> None:
-        raise NotImplementedError(f"{self.name}: {self.system_only}")
 
 
 CLASS2 = Class2()

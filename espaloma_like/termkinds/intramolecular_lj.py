@@ -37,12 +37,11 @@ refuse a System with the ``CustomBondForce``.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from espaloma_like.termkinds._openmm import pair_correction_force
 from espaloma_like.termkinds.base import ReadoutSpec, TermKind, as_array
 from espaloma_like.termkinds.learned_lj import LearnedLJ, LearnedLJParameters
 from espaloma_like.termkinds.nonbonded import lennard_jones_energy
@@ -114,24 +113,13 @@ class IntramolecularLJ(LearnedLJ):
         return table[keep]
 
     def openmm_forces(self, block: LearnedLJParameters, parameters: ParameterSet) -> list[openmm.Force]:
-        import openmm
+        rows = self._rows(block, parameters).tolist()
+        return pair_correction_force(ENERGY_EXPRESSION, PER_BOND,
+                                     ((int(r[0]), int(r[1]), r[2:]) for r in rows))
 
-        rows = self._rows(block, parameters)
-        if not len(rows):
-            return []
-        force = openmm.CustomBondForce(ENERGY_EXPRESSION)
-        for name in PER_BOND:
-            force.addPerBondParameter(name)
-        # as the NonbondedForce exceptions (and the other bonded forces): no minimum image
-        force.setUsesPeriodicBoundaryConditions(False)
-        for row in rows.tolist():
-            force.addBond(int(row[0]), int(row[1]), row[2:])
-        return [force]
-
-    def write_ffxml(self, root: ET.Element, classes: Sequence[str], block: LearnedLJParameters,
-                    parameters: ParameterSet) -> None:
-        raise NotImplementedError(f"{self.name} has no ForceField XML form ({self.system_only}); "
-                                  "export to an OpenMM System instead")
+    # learned_lj writes nothing (its values are the NonbondedForce's); this kind has no ffxml
+    # form, so it takes TermKind's refusal back
+    write_ffxml = TermKind.write_ffxml
 
 
 INTRAMOLECULAR_LJ = IntramolecularLJ()

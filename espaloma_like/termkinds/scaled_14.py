@@ -38,14 +38,13 @@ scales. ParmEd's GROMACS and Amber files refuse a System with the ``CustomBondFo
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from espaloma_like.parameters import _TensorGroup
+from espaloma_like.termkinds._openmm import pair_correction_force
 from espaloma_like.termkinds.base import (
     ParameterField,
     ReadoutContext,
@@ -202,25 +201,8 @@ class Scaled14(TermKind):
             ee[keep].tolist(), strict=True)]
 
     def openmm_forces(self, block: Scaled14Parameters, parameters: ParameterSet) -> list[openmm.Force]:
-        import openmm
-
-        rows = self._rows(block, parameters.nonbonded)
-        if not rows:
-            return []
-        force = openmm.CustomBondForce(_energy_expression())
-        for name in PER_BOND:
-            force.addPerBondParameter(name)
-        # as the NonbondedForce exceptions it corrects (and the other bonded forces): no
-        # minimum image, under any nonbonded method
-        force.setUsesPeriodicBoundaryConditions(False)
-        for i, j, values in rows:
-            force.addBond(i, j, values)
-        return [force]
-
-    def write_ffxml(self, root: ET.Element, classes: Sequence[str], block: Scaled14Parameters,
-                    parameters: ParameterSet) -> None:
-        raise NotImplementedError(f"{self.name} has no ForceField XML form ({self.system_only}); "
-                                  "export to an OpenMM System instead")
+        return pair_correction_force(_energy_expression(), PER_BOND,
+                                     self._rows(block, parameters.nonbonded))
 
 
 SCALED_14 = Scaled14()

@@ -26,8 +26,6 @@ refuses it, and ParmEd's GROMACS and Amber files refuse a System with it.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -156,10 +154,6 @@ class TorsionCoupling(TermKind):
         for chain, row in zip(chains[nonzero].tolist(), values[nonzero].tolist(), strict=True):
             force.addBond(chain, row)
         return [force]
-
-    def write_ffxml(self, root: ET.Element, classes: Sequence[str], block: TorsionCouplingParameters,
-                    parameters: ParameterSet) -> None:
-        raise NotImplementedError(f"{self.name}: {self.system_only}")
 
 
 TORSION_COUPLING = TorsionCoupling()
