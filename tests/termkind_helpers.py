@@ -1,10 +1,11 @@
 """Shared steps of the optional term kinds' tests: a training loss through a kind's readout,
-and a fine-tuning start that switches a kind on."""
+a fine-tuning start that switches a kind on, and batched against one-by-one parametrization."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ def readout_gradient(model: ParameterModel, readout: str, smiles: str) -> torch.
 
 def fine_tuning_start(plain: ParameterModel, kind: str, tmp_path: Path
                       ) -> tuple[ParameterModel, ParameterModel]:
-    """(the float32 start, the model ``build_model`` makes of it with ``extra_terms=(kind,)``)."""
+    """(the float32 start, the model ``build_model`` makes of it with ``extra_terms=(kind,)``),
+    checked to have the kind switched on and every weight of the start unchanged."""
     from espaloma_like.nn.checkpoint import save_checkpoint
     from espaloma_like.training.config import DataConfig, TrainConfig
     from espaloma_like.training.trainer import build_model
@@ -46,4 +48,26 @@ def fine_tuning_start(plain: ParameterModel, kind: str, tmp_path: Path
     path = save_checkpoint(start, tmp_path / "start.pt")
     config = TrainConfig(data=DataConfig(train_files=("unused.h5",)), init_from=str(path),
                          extra_terms=(kind,))
-    return start, build_model(config)
+    model = build_model(config)
+    assert model.config.extra_terms == (kind,)
+    for key, value in start.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    return start, model
+
+
+def assert_batched_equals_alone(model: ParameterModel, kind: str, molecules: list[str],
+                                tolerances: dict[str, tuple[float, float]]) -> list[Any]:
+    """Parametrize ``molecules`` in batches of 3 and one by one: the kind's block has the same
+    terms, and each field of ``tolerances`` agrees within its ``(rtol, atol)``. Returns the
+    batched results."""
+    from espaloma_like.api import parametrize, parametrize_many
+
+    many = parametrize_many(molecules, model=model, batch_size=3)
+    for smiles, result in zip(molecules, many, strict=True):
+        alone = parametrize(smiles, model).parameters.extra_terms[kind]
+        batched = result.parameters.extra_terms[kind]
+        assert torch.equal(batched.indices, alone.indices)
+        for name, (rtol, atol) in tolerances.items():
+            assert torch.allclose(getattr(batched, name), getattr(alone, name), rtol=rtol,
+                                  atol=atol), name
+    return list(many)

@@ -344,9 +344,6 @@ def test_fine_tuning_adds_a_fresh_readout_whose_prior_is_sage(tmp_path, plain: P
     from espaloma_like.training.loss import compute_loss, make_batch
 
     plain, model = fine_tuning_start(plain, "learned_lj", tmp_path)
-    assert model.config.extra_terms == ("learned_lj",)
-    for key, value in plain.state_dict().items():
-        assert torch.equal(value, model.state_dict()[key]), key
     assert set(model.state_dict()) - set(plain.state_dict()) == {
         "learned_lj_readout." + k for k in model.learned_lj_readout.state_dict()}
     # the frozen reference of the prior is taken after the switch (as the Trainer does): its
