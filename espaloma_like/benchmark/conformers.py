@@ -412,7 +412,7 @@ def _read_results(path: Path, specs: Sequence[MethodSpec]) -> tuple[dict[tuple[s
     return done, stale
 
 
-def _append(path: Path, entries: Sequence[dict[str, Any]]) -> None:
+def append_jsonl(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     """Append whole lines and flush them to disk (a kill loses at most the line being written)."""
     with path.open("a", encoding="utf-8") as handle:
         for entry in entries:
@@ -430,7 +430,7 @@ def _run_tasks(tasks: list[_Task], workers: int, results_path: Path,
         if workers <= 1 or len(tasks) <= 1:
             for task in tasks:
                 entries = _run_task(task)
-                _append(results_path, entries)
+                append_jsonl(results_path, entries)
                 bar.update()
                 yield entries
             return
@@ -443,7 +443,7 @@ def _run_tasks(tasks: list[_Task], workers: int, results_path: Path,
             futures = [pool.submit(_run_task, task) for task in tasks]
             for future in as_completed(futures):
                 entries = future.result()
-                _append(results_path, entries)
+                append_jsonl(results_path, entries)
                 bar.update()
                 yield entries
     finally:

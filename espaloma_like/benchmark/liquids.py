@@ -210,7 +210,11 @@ def run_liquid_benchmark(config: LiquidBenchmarkConfig, progress: bool = True) -
     ``liquids.json`` and ``liquids.md`` from all rows with the current settings."""
     from tqdm.auto import tqdm
 
-    from espaloma_like.benchmark.conformers import method_parametrizers, method_specs
+    from espaloma_like.benchmark.conformers import (
+        append_jsonl,
+        method_parametrizers,
+        method_specs,
+    )
     from espaloma_like.benchmark.provenance import cpu_model, git_state
     from espaloma_like.domain import OutOfDomainWarning
     from espaloma_like.molecule import from_smiles
@@ -224,7 +228,10 @@ def run_liquid_benchmark(config: LiquidBenchmarkConfig, progress: bool = True) -
     done = {}
     if results_path.is_file():
         for line in results_path.read_text().splitlines():
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill: simulated again
+                continue
             if row.get("settings") == settings and row.get("identity") == identities.get(
                     row["method"]):
                 done[(row["liquid"], row["method"])] = row
@@ -245,8 +252,7 @@ def run_liquid_benchmark(config: LiquidBenchmarkConfig, progress: bool = True) -
                    "identity": identities[label],
                    "experiment": liquid.density, "out_of_domain": bool(parametrized.domain_warnings),
                    "settings": settings, "git_commit": commit, "git_dirty": dirty, **run}
-            with results_path.open("a") as handle:  # one complete line per finished run
-                handle.write(json.dumps(row) + "\n")
+            append_jsonl(results_path, [row])  # one whole line per finished run
             done[(liquid.name, label)] = row
     rows = [done[(liquid.name, label)] for liquid in config.liquids for label in methods
             if (liquid.name, label) in done]
