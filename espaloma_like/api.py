@@ -66,6 +66,9 @@ def _provenance(model: ParameterModel) -> dict[str, str]:
     if "intramolecular_lj" in model.config.extra_terms:
         provenance["lj"] = ("openff-2.2.1 (Sage); within the molecule learned per atom (model), "
                             "a CustomBondForce correction")
+    if "intramolecular_coulomb" in model.config.extra_terms:
+        provenance["charges"] += ("; within the molecule Coulomb scaled by learned per-atom "
+                                  "factors (a CustomBondForce correction)")
     return provenance
 
 
@@ -229,8 +232,11 @@ class TemplateGenerator:
     template is adapted to the host's 1-4 conventions so that the ligand keeps its own
     energy. Which residues it matched and declined is logged (logger
     ``espaloma_like.export.template_generator``, INFO). A model with term kinds that have no
-    ForceField XML form (``form-class2``, ``form-scaled-14``, ``form-torsion-coupling``) is
-    refused: :class:`~espaloma_like.SystemGenerator` builds Systems with them.
+    ForceField XML form (``form-class2``, ``form-scaled-14``, ``form-torsion-coupling``,
+    ``form-intramolecular-lj``) works too: the first time such a molecule's template is loaded
+    into a force field, the generator registers a force generator on it that adds those kinds'
+    forces in every ``createSystem`` (:class:`~espaloma_like.export.template_generator.
+    SystemOnlyForces`).
 
     Examples
     --------
@@ -265,53 +271,18 @@ class TemplateGenerator:
         MoleculeInputError
             A molecule cannot be read (its specific subclass), or with ``charges="keep"`` it
             has no usable partial charges.
-        ParametrizationError
-            The model gives term kinds with no ForceField XML form (``form-class2``,
-            ``form-scaled-14``, ``form-torsion-coupling``): a template generator cannot add
-            their forces to the System ``createSystem`` builds. Use
-            :class:`~espaloma_like.SystemGenerator`, which does, or
-            ``ParametrizedMolecule.to_openmm_system()``.
         """
-        self._setup(molecules, model, charges, cache, None)
-
-    @classmethod
-    def _for_system_generator(
-        cls, forcefield: Any, molecules: Any, model: ParameterModel | str | Path | None,
-        charges: Literal["model", "keep"], cache: str | Path | None,
-    ) -> TemplateGenerator:
-        """The generator of a :class:`~espaloma_like.SystemGenerator`: models with system-only
-        term kinds allowed, their core templates served to ``forcefield`` only (whose owner
-        adds the system-only forces after ``createSystem``)."""
-        generator = cls.__new__(cls)
-        generator._setup(molecules, model, charges, cache, forcefield)
-        return generator
-
-    def _setup(self, molecules: Any, model: ParameterModel | str | Path | None,
-               charges: Literal["model", "keep"], cache: str | Path | None,
-               core_host: Any) -> None:
         from espaloma_like.charges import check_charge_mode
-        from espaloma_like.exceptions import ParametrizationError
         from espaloma_like.export.template_cache import TemplateCache, model_identity
-        from espaloma_like.export.template_generator import (
-            MoleculeTemplateGenerator,
-            system_only_refusal,
-        )
-        from espaloma_like.termkinds import model_kinds
+        from espaloma_like.export.template_generator import MoleculeTemplateGenerator
 
         network = _model(model)
         self.charges = check_charge_mode(charges)
         self._identity = model_identity(network)
-        if core_host is None:
-            refused = {k.name: k.system_only for k in model_kinds(network.config) if k.system_only}
-            if refused:
-                raise ParametrizationError(system_only_refusal(
-                    f"model {self._identity.name!r}", refused))
         self._inner = MoleculeTemplateGenerator(
             (), lambda graph: parametrize(graph, model=network, charges=self.charges),
             cache=None if cache is None else TemplateCache(cache), cache_key=self._cache_key,
         )
-        if core_host is not None:
-            self._inner.serve_core_templates(core_host)
         self.add_molecules(molecules)
 
     @property

@@ -69,7 +69,8 @@ def _conformers(molecule, n: int = 2) -> np.ndarray:  # type: ignore[no-untyped-
 
 
 def test_registered_last_as_a_system_only_per_atom_kind() -> None:
-    assert list(TERM_KINDS)[-2:] == ["learned_lj", "intramolecular_lj"]  # appended
+    names = list(TERM_KINDS)
+    assert names.index("intramolecular_lj") == names.index("learned_lj") + 1  # appended
     kind = INTRAMOLECULAR_LJ
     assert kind.optional and kind.terms == "atoms" and kind.arity == 1 and kind.zero_start
     assert kind.component == "lj" and kind.force_group == FORCE_GROUPS["nonbonded"]
@@ -218,7 +219,6 @@ def test_correction_uses_no_periodic_images(intra: ParameterModel, method: str) 
 
 
 def test_forcefield_xml_and_parmed_refuse_it(intra: ParameterModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from espaloma_like.api import TemplateGenerator
     from espaloma_like.export.parmed_system import ExportError
 
     molecule = parametrize(MOLECULES[2], intra)
@@ -227,11 +227,27 @@ def test_forcefield_xml_and_parmed_refuse_it(intra: ParameterModel, tmp_path) ->
     with pytest.raises(NotImplementedError, match="same molecule only"):
         INTRAMOLECULAR_LJ.write_ffxml(ET.Element("ForceField"), [], molecule.parameters.extra_terms[
             "intramolecular_lj"], molecule.parameters)
-    with pytest.raises(ParametrizationError, match="intramolecular_lj"):
-        TemplateGenerator(MOLECULES[2], model=intra)
     with pytest.raises(ExportError, match="CustomBondForce"):
         molecule.to_gromacs(tmp_path / "m.top", tmp_path / "m.gro")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_bare_template_generator_carries_it(intra: ParameterModel) -> None:
+    """``openmm.app.ForceField`` with the template generator registered: the molecule's own
+    System energy and forces (the correction added by the generator's force generator)."""
+    import openmm.app as app
+
+    from espaloma_like.api import TemplateGenerator
+
+    molecule = parametrize(MOLECULES[0], intra)
+    forcefield = app.ForceField()
+    forcefield.registerTemplateGenerator(TemplateGenerator(MOLECULES[0], model=intra).generator)
+    system = forcefield.createSystem(molecule.to_openmm_topology("LIG"))
+    xyz = _conformers(molecule, 1)[0]
+    e, f = openmm_energy_forces(system, xyz)
+    e_own, f_own = openmm_energy_forces(molecule.to_openmm_system(), xyz)
+    assert e == pytest.approx(e_own, abs=1e-6)
+    assert np.abs(f - f_own).max() < 1e-6 * max(1.0, float(np.abs(f_own).max()))
 
 
 def test_batched_equals_one_by_one_and_put_checks_the_atoms(intra: ParameterModel) -> None:

@@ -2,8 +2,9 @@
 
 ``form-torsion-coupling`` (CustomCompoundBondForce), ``form-scaled-14`` and
 ``form-intramolecular-lj`` (CustomBondForce):
-the ligands get core templates and ``create_system`` adds the kinds' forces, remapped to every
-ligand residue; the plain TemplateGenerator refuses such models; the cache never serves a core
+the ligands get core templates and the force generator the template generator registers adds
+the kinds' forces inside ``createSystem``, remapped to every ligand residue, so the plain
+TemplateGenerator on a user's ForceField gives the same System; the cache never serves a core
 template as a complete one; a model without such kinds is unchanged.
 """
 
@@ -225,37 +226,57 @@ def test_system_is_the_core_system_plus_the_ligands_own_terms(setup: Setup) -> N
     assert difference == pytest.approx(own, abs=1e-5)
 
 
-@pytest.mark.parametrize("model", sorted(FORMS))
-def test_plain_template_generator_refuses_such_a_model(model: str) -> None:
-    with pytest.raises(ParametrizationError, match=FORMS[model][0]) as raised:
-        TemplateGenerator(PARACETAMOL, model=model)
-    assert "SystemGenerator" in str(raised.value)
-    assert "to_openmm_system()" in str(raised.value)
+def test_plain_template_generator_gives_the_same_system(setup: Setup) -> None:
+    """``forcefield.createSystem`` with the bare TemplateGenerator registered: the System of
+    the SystemGenerator, forces included; a second System gets them once."""
+    import openmm
+    import openmm.app as app
+
+    system, _ = _system(setup)
+    plain = TemplateGenerator([PARACETAMOL, ESTER], model=setup.model)
+    forcefield = app.ForceField("amber14/tip3p.xml")
+    forcefield.registerTemplateGenerator(plain.generator)
+    options = {**_kwargs()["forcefield_kwargs"], **_kwargs()["periodic_forcefield_kwargs"]}
+    templates = plain.residue_templates(forcefield, setup.topology)
+    for _ in range(2):
+        built = forcefield.createSystem(setup.topology, residueTemplates=templates, **options)
+        assert openmm.XmlSerializer.serialize(built) == openmm.XmlSerializer.serialize(system)
+        assert len(_custom(built, FORMS[setup.model][1])) == 1
+    assert sum(type(g).__name__ == "SystemOnlyForces" for g in forcefield.getGenerators()) == 1
 
 
-def test_system_generators_template_generator_refuses_another_forcefield() -> None:
-    """The SystemGenerator's generator hook, registered on a user's ForceField, refuses at the
-    first match (only the SystemGenerator's own ForceField gets core templates); so does the
-    low-level generator with any parametrization giving such kinds."""
+def test_another_forcefield_gets_the_forces_too() -> None:
+    """The SystemGenerator's generator hook registered on a user's ForceField, and the
+    low-level generator on a bare ForceField: the molecule's own energy, in vacuum; a residue
+    that got the force field's own template (not the model's) gets no force."""
     import openmm.app as app
 
     from espaloma_like import SystemGenerator
     from espaloma_like.export.template_generator import MoleculeTemplateGenerator
 
     ethanol = parametrize("CCO", model="form-torsion-coupling")
+    xyz = generate_conformers(ethanol.molecule, 1, seed=0)[0]
+    own = energy(ethanol.to_openmm_system(), xyz)
     generator = SystemGenerator([], small_molecule_forcefield="form-torsion-coupling",
                                 molecules="CCO")
     other = app.ForceField("amber14/tip3p.xml")
     other.registerTemplateGenerator(generator.template_generator.generator)
-    with pytest.raises(ParametrizationError, match=r"torsion_coupling.*SystemGenerator"):
-        other.createSystem(ethanol.to_openmm_topology("ETH"))
+    topology = ethanol.to_openmm_topology("ETH")
+    assert energy(other.createSystem(topology), xyz) == pytest.approx(own, abs=1e-6)
     low_level = MoleculeTemplateGenerator("CCO", lambda graph: ethanol)
-    with pytest.raises(ParametrizationError, match="torsion_coupling"):
-        low_level.residue_templates(app.ForceField(), ethanol.to_openmm_topology("ETH"))
-    # the SystemGenerator itself: the molecule's own terms, in vacuum too
-    system = generator.create_system(ethanol.to_openmm_topology("ETH"))
-    xyz = generate_conformers(ethanol.molecule, 1, seed=0)[0]
-    assert energy(system, xyz) == pytest.approx(energy(ethanol.to_openmm_system(), xyz),
+    bare = app.ForceField()
+    bare.registerTemplateGenerator(low_level.generator)
+    assert energy(bare.createSystem(topology), xyz) == pytest.approx(own, abs=1e-6)
+    assert energy(generator.create_system(topology), xyz) == pytest.approx(own, abs=1e-6)
+    # the same molecule under another template of the force field: no system-only force
+    from espaloma_like.export.ffxml import to_forcefield_xml
+
+    plain_ethanol = parametrize("CCO")
+    ffxml = to_forcefield_xml(plain_ethanol.molecule, plain_ethanol.parameters, "ETH-PLAIN")
+    bare.loadFile(io.StringIO(ffxml))
+    system = bare.createSystem(topology, residueTemplates={next(topology.residues()): "ETH-PLAIN"})
+    assert not _custom(system, "CustomCompoundBondForce")
+    assert energy(system, xyz) == pytest.approx(energy(plain_ethanol.to_openmm_system(), xyz),
                                                 abs=1e-6)
 
 
@@ -295,11 +316,11 @@ def test_cache_holds_core_templates_apart(tmp_path: Path, caplog) -> None:  # ty
 
     plain = MoleculeTemplateGenerator("CCO", never, cache=TemplateCache(cache),
                                       cache_key=first.template_generator._cache_key)
+    with pytest.raises(ParametrizationError, match="scaled_14"):
+        plain.forcefield_xml(0)  # never as a complete ffxml
     forcefield = app.ForceField()
     forcefield.registerTemplateGenerator(plain.generator)
-    with pytest.raises(ParametrizationError, match="scaled_14"):
-        forcefield.createSystem(topology)
-    assert not forcefield._templates
+    assert len(_custom(forcefield.createSystem(topology), "CustomBondForce")) == 1
 
 
 def test_model_without_system_only_kinds_is_unchanged(tmp_path: Path) -> None:

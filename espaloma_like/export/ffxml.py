@@ -37,9 +37,23 @@ def atom_names(atomic_numbers: np.ndarray) -> list[str]:
 
 
 def type_prefix(graph: MoleculeGraph, parameters: ParameterSet) -> str:
-    """A short hash naming this molecule's atom types, unique per molecule and method."""
-    key = graph.mapped_smiles + "|" + parameters.provenance.get("method", "")
-    return "ESPL-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    """A short hash naming this molecule's atom types, unique per molecule and parameters:
+    the templates of one molecule from two models (or two charge modes) never share atom types
+    in one ForceField, where the first one's terms would silently serve both."""
+    from espaloma_like.termkinds import present_kinds
+
+    digest = hashlib.sha1(graph.mapped_smiles.encode())
+    for key, value in sorted(parameters.provenance.items()):
+        digest.update(f"|{key}={value}".encode())
+    nonbonded = parameters.nonbonded
+    for values in (nonbonded.charges, nonbonded.sigma, nonbonded.epsilon):
+        digest.update(as_array(values).tobytes())
+    for kind, block in present_kinds(parameters):
+        for field in kind.fields:
+            value = getattr(block, field.name)
+            if value is not None:
+                digest.update(as_array(value).tobytes())
+    return "ESPL-" + digest.hexdigest()[:10]
 
 
 def to_forcefield_xml(graph: MoleculeGraph, parameters: ParameterSet, residue_name: str = "") -> str:

@@ -8,13 +8,13 @@ model's templates are forced on the ligand residues through ``residueTemplates``
 field's own template for the same molecule (CHARMM ships some) never silently wins.
 
 Models with term kinds that have no ForceField XML form (``form-class2``, ``form-scaled-14``,
-``form-torsion-coupling``: :attr:`~espaloma_like.termkinds.base.TermKind.system_only`) work
-here, unlike with the bare template generator: the ligands' templates loaded into the
-ForceField are their *core* ffxml (without those kinds), and :meth:`SystemGenerator.
-create_system` adds the kinds' forces after ``createSystem``, the particle indices of every
-ligand residue mapped from the molecule's atoms through the same bond-graph matching; one force
-per kind for all ligands (:mod:`espaloma_like.export.force_remap`). The ligands' terms are then
-exactly those of their own ``to_openmm_system()``.
+``form-torsion-coupling``, ``form-intramolecular-lj``: :attr:`~espaloma_like.termkinds.base.
+TermKind.system_only`) work here as with the bare template generator: the ligands' templates
+loaded into the ForceField are their *core* ffxml (without those kinds), and a force generator
+the template generator registers on the ForceField adds the kinds' forces inside
+``createSystem``, remapped to the particles of every ligand residue; one force per kind for all
+ligands (:mod:`espaloma_like.export.template_generator`, :mod:`espaloma_like.export.force_remap`).
+The ligands' terms are then exactly those of their own ``to_openmm_system()``.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ class SystemGenerator:
     Attributes
     ----------
     forcefield : openmm.app.ForceField
-        The force field, with the template generator registered. With a model that has
-        system-only term kinds, its own ``createSystem`` leaves their forces out: build Systems
-        with :meth:`create_system`.
+        The force field, with the template generator registered (its own ``createSystem``
+        gives the same System as :meth:`create_system` when passed the same arguments and the
+        ligands' ``residueTemplates``).
     template_generator : espaloma_like.api.TemplateGenerator
         The generator of the ligands' templates.
     ligand_templates : dict
@@ -94,9 +94,8 @@ class SystemGenerator:
             raise ValueError("give nonbondedMethod in periodic_forcefield_kwargs or "
                              "nonperiodic_forcefield_kwargs, not in forcefield_kwargs")
         self.forcefield = app.ForceField(*forcefields)
-        # allowed models with system-only kinds: create_system adds their forces
-        self.template_generator = TemplateGenerator._for_system_generator(
-            self.forcefield, molecules, small_molecule_forcefield, charges, cache)
+        self.template_generator = TemplateGenerator(molecules, small_molecule_forcefield,
+                                                    charges, cache)
         self.forcefield.registerTemplateGenerator(self.template_generator.generator)
         self.ligand_templates: dict[Any, str] = {}
 
@@ -125,8 +124,8 @@ class SystemGenerator:
         Returns
         -------
         openmm.System
-            With a model that has system-only term kinds, their forces added after
-            ``createSystem`` (one per kind, all ligand residues; the kind's force group).
+            With a model that has system-only term kinds, their forces (one per kind, all
+            ligand residues; the kind's force group).
 
         Raises
         ------
@@ -151,6 +150,4 @@ class SystemGenerator:
         logger.info("creating a %s System: %d residues, %d of them the model's ligands",
                     "periodic" if periodic else "non-periodic", topology.getNumResidues(),
                     len(self.ligand_templates))
-        system = self.forcefield.createSystem(topology, residueTemplates=templates, **options)
-        inner.add_system_only_forces(system, ligands)
-        return system
+        return self.forcefield.createSystem(topology, residueTemplates=templates, **options)

@@ -14,15 +14,16 @@ generator is asked: :meth:`MoleculeTemplateGenerator.residue_templates` gives th
 ``residueTemplates`` argument of ``createSystem`` that makes the model's template win.
 
 Term kinds with no ForceField XML form (:attr:`~espaloma_like.termkinds.base.TermKind.
-system_only`: class-II cross terms, learned 1-4 scales, torsion coupling) cannot be loaded into
-a ``ForceField``, and a template generator cannot add forces to the System ``createSystem``
-returns. Such a molecule gets a *core* template (the ffxml without those kinds) plus the
-kinds' forces (:class:`~espaloma_like.export.template_cache.CachedTemplate`). Only a force field
-the owner opted in (:meth:`MoleculeTemplateGenerator.serve_core_templates`: the one of
-:class:`~espaloma_like.export.system_generator.SystemGenerator`, which adds the forces with
-:meth:`MoleculeTemplateGenerator.add_system_only_forces`) is given a core template; any other
-gets a :class:`~espaloma_like.exceptions.ParametrizationError` at the first match, never a
-silently incomplete System.
+system_only`: class-II cross terms, learned 1-4 scales, torsion coupling, intramolecular LJ and
+Coulomb) cannot be loaded into a ``ForceField`` as XML. Such a molecule gets a *core* template
+(the ffxml without those kinds) plus the kinds' forces
+(:class:`~espaloma_like.export.template_cache.CachedTemplate`), and the first time a core
+template is loaded into a force field, the generator also registers a force generator on it
+(:class:`SystemOnlyForces`, OpenMM's ``ForceField.registerGenerator``): every ``createSystem``
+of that force field then adds the kinds' forces to the residues that got a core template,
+recognised by their atom types, particle indices remapped (one force per kind for all of them).
+So ``forcefield.createSystem`` with the bare template generator gives the complete System, as
+:class:`~espaloma_like.export.system_generator.SystemGenerator` does.
 """
 
 from __future__ import annotations
@@ -120,11 +121,40 @@ def molecule_template(molecule: ParametrizedMolecule) -> CachedTemplate:
                           tuple(kind.name for kind, _ in extras), tuple(forces))
 
 
+def _type_prefix(ffxml: str) -> str:
+    """The prefix of a template's atom types (``<prefix>-<atom index>``)."""
+    import xml.etree.ElementTree as ET
+
+    first = ET.fromstring(ffxml).find("AtomTypes/Type")
+    return first.get("name", "").rpartition("-")[0] if first is not None else ""
+
+
 def _template_name(ffxml: str) -> str:
     import xml.etree.ElementTree as ET
 
     residue = ET.fromstring(ffxml).find("Residues/Residue")
     return residue.get("name", "") if residue is not None else ""
+
+
+class SystemOnlyForces:
+    """OpenMM force generator that adds the system-only forces of core templates.
+
+    Registered by :class:`MoleculeTemplateGenerator` on a force field it loads a core template
+    into. ``ForceField.createSystem`` calls :meth:`createForce` for every generator, then
+    :meth:`postprocessSystem`, when every particle and force exists: the residues whose atoms
+    carry the types of a core template get the forces of their molecule.
+    """
+
+    def __init__(self, owner: MoleculeTemplateGenerator) -> None:
+        self.owner = owner
+
+    def createForce(self, sys: openmm.System, data: Any, nonbondedMethod: Any,
+                    nonbondedCutoff: Any, args: Any) -> None:
+        """Nothing: the forces are added in :meth:`postprocessSystem`."""
+
+    def postprocessSystem(self, sys: openmm.System, data: Any, args: Any) -> None:
+        """Add the system-only forces of every residue with a core template of the owner."""
+        self.owner.add_system_only_forces(sys, data.atoms, data.atomType)
 
 
 class MoleculeTemplateGenerator:
@@ -144,9 +174,8 @@ class MoleculeTemplateGenerator:
         ``MoleculeGraph -> str``, the cache key of a molecule (required with ``cache``).
 
     A molecule whose parameters hold term kinds with no ForceField XML form gets a core
-    template (see the module docstring), loaded only into force fields given to
-    :meth:`serve_core_templates`; any other force field gets a ``ParametrizationError`` when
-    the molecule is first matched.
+    template (see the module docstring); a force field it is loaded into gets a
+    :class:`SystemOnlyForces` generator, once, that adds the kinds' forces in ``createSystem``.
     """
 
     def __init__(
@@ -161,7 +190,9 @@ class MoleculeTemplateGenerator:
         self._signatures: list[tuple[tuple[int, int], ...]] = []
         self._parametrize = parametrize
         self._templates: dict[int, CachedTemplate] = {}
-        self._core_hosts: list[openmm.app.ForceField] = []
+        self._force_hosts: list[openmm.app.ForceField] = []
+        #: type prefix of every core template loaded -> its molecule index
+        self._core_prefixes: dict[str, int] = {}
         self._disk = cache
         self._cache_key = cache_key
         self.add_molecules(molecules)
@@ -227,12 +258,6 @@ class MoleculeTemplateGenerator:
                 list(template.system_only_kinds)))
         return template.ffxml
 
-    def serve_core_templates(self, forcefield: openmm.app.ForceField) -> None:
-        """Let ``forcefield`` be given core templates: its owner promises to add the
-        system-only forces to every System it creates (:meth:`add_system_only_forces`)."""
-        if not any(host is forcefield for host in self._core_hosts):
-            self._core_hosts.append(forcefield)
-
     def match(self, residue: Any) -> int | None:
         """Index of the known molecule whose bond graph is the residue's, or None."""
         import networkx as nx
@@ -254,17 +279,20 @@ class MoleculeTemplateGenerator:
 
     def load(self, forcefield: openmm.app.ForceField, index: int) -> str:
         """Load the template of molecule ``index`` into ``forcefield`` (once), adapted to its
-        nonbonded conventions; its template name."""
+        nonbonded conventions; its template name. A core template also registers a
+        :class:`SystemOnlyForces` generator on ``forcefield`` (once)."""
         from espaloma_like.export.host_forcefield import HostNonbonded, adapt_to_host
 
         template = self.template(index)
-        if template.complete or any(host is forcefield for host in self._core_hosts):
-            ffxml = template.ffxml
-        else:
-            ffxml = self.forcefield_xml(index)  # raises: refuse a core template
-        name = _template_name(ffxml)
+        name = _template_name(template.ffxml)
+        if not template.complete:
+            self._core_prefixes[_type_prefix(template.ffxml)] = index
+            if not any(host is forcefield for host in self._force_hosts):
+                forcefield.registerGenerator(SystemOnlyForces(self))
+                self._force_hosts.append(forcefield)
         if name not in getattr(forcefield, "_templates", {}):
-            forcefield.loadFile(io.StringIO(adapt_to_host(ffxml, HostNonbonded.of(forcefield))))
+            forcefield.loadFile(io.StringIO(adapt_to_host(template.ffxml,
+                                                          HostNonbonded.of(forcefield))))
         return name
 
     def generator(self, forcefield: openmm.app.ForceField, residue: Any) -> bool:
@@ -308,68 +336,58 @@ class MoleculeTemplateGenerator:
         where the force field has its own template for the molecule."""
         return self.load_templates(forcefield, self.matches(topology))
 
-    def particle_indices(self, residue: Any, index: int) -> list[int]:
-        """The particle (``atom.index``) of every atom of molecule ``index`` in ``residue``, in
-        the molecule's atom order: an element-preserving isomorphism of the bond graphs (for a
-        symmetric molecule any one; equivalent atoms carry the same parameters).
-
-        Raises
-        ------
-        ValueError
-            ``residue`` is not molecule ``index``.
-        """
-        from networkx.algorithms.isomorphism import GraphMatcher
-
-        atoms = list(residue.atoms())
-        g = _graph_of_residue(residue)
-        if g is None or len(atoms) != self._molecules[index].n_atoms:
-            raise ValueError(f"residue {_residue_label(residue)} is not molecule "
-                             f"{self._molecules[index].name}")
-        matcher = GraphMatcher(self._graphs[index], g,
-                               node_match=lambda a, b: a["element"] == b["element"])
-        mapping = next(matcher.isomorphisms_iter(), None)
-        if mapping is None:
-            raise ValueError(f"residue {_residue_label(residue)} is not molecule "
-                             f"{self._molecules[index].name}")
-        return [atoms[mapping[i]].index for i in range(len(atoms))]
-
-    def add_system_only_forces(self, system: openmm.System,
-                               matches: Mapping[Any, int]) -> dict[str, int]:
-        """Add the system-only forces of every residue of ``matches`` (:meth:`matches`) whose
-        molecule has a core template to ``system``, particle indices remapped: one force per
-        kind (and force shape) for all residues together.
+    def add_system_only_forces(self, system: openmm.System, atoms: Sequence[Any],
+                               atom_types: Mapping[Any, str]) -> dict[str, int]:
+        """Add the system-only forces of every residue whose atoms have the types of one of
+        this generator's core templates to ``system``, particle indices remapped: one force
+        per kind (and force shape) for all residues together.
 
         Parameters
         ----------
         system : openmm.System
-            Created by ``createSystem`` from the topology of the residues, with their core
-            templates.
-        matches : mapping
-            ``{residue: molecule index}``.
+            Created by ``createSystem``; particle ``atom.index`` is the topology's atom.
+        atoms : sequence
+            The topology's atoms (``openmm.app.topology.Atom``).
+        atom_types : mapping
+            ``{atom: type name}`` as ``createSystem`` assigned them from the templates.
 
         Returns
         -------
         dict
-            ``{kind name: number of terms added}``.
+            ``{kind name: number of terms added}`` (a kind whose terms all vanish, with 0).
+
+        Raises
+        ------
+        ValueError
+            A residue holds only part of a core template's atoms (cannot be remapped).
         """
         from espaloma_like.export.force_remap import add_remapped_forces
 
+        residues: dict[Any, tuple[int, dict[int, int]]] = {}
+        for atom in atoms:
+            prefix, _, position = atom_types.get(atom, "").rpartition("-")
+            index = self._core_prefixes.get(prefix)
+            if index is None:
+                continue
+            found, particles = residues.setdefault(atom.residue, (index, {}))
+            if found != index:
+                raise ValueError(f"residue {_residue_label(atom.residue)} mixes the atom types "
+                                 "of two molecules' templates")
+            particles[int(position)] = atom.index
         copies: list[tuple[str, str, Sequence[int]]] = []
         kinds: list[str] = []
-        for residue, index in matches.items():
+        for residue, (index, particles) in residues.items():
+            n = self._molecules[index].n_atoms
+            if sorted(particles) != list(range(n)):
+                raise ValueError(f"residue {_residue_label(residue)} holds {len(particles)} of "
+                                 f"the {n} atoms of {self._molecules[index].name}'s template")
             template = self.template(index)
-            if template.complete:
-                continue
-            particles = self.particle_indices(residue, index)
-            if max(particles) >= system.getNumParticles():
-                raise ValueError(f"residue {_residue_label(residue)} lies beyond the System's "
-                                 f"{system.getNumParticles()} particles")
             kinds.extend(template.system_only_kinds)
-            copies.extend((kind, xml, particles) for kind, xml in template.system_forces)
+            copies.extend((kind, xml, [particles[i] for i in range(n)])
+                          for kind, xml in template.system_forces)
         terms = {kind: 0 for kind in kinds}  # a kind whose terms all vanish is listed, with 0
         terms.update(add_remapped_forces(system, copies))
         if terms:
-            logger.info("added the system-only terms of %d residue(s): %s",
-                        sum(not self.template(i).complete for i in matches.values()),
+            logger.info("added the system-only terms of %d residue(s): %s", len(residues),
                         ", ".join(f"{kind} {n}" for kind, n in terms.items()))
         return terms
