@@ -33,7 +33,7 @@ def test_core_kinds_and_their_checkpoint_names_are_fixed() -> None:
     assert readouts["propers"] == "proper_readout" and readouts["impropers"] == "improper_readout"
     assert readouts["urey_bradley"] == "urey_bradley_readout"
     for kind in TERM_KINDS.values():
-        if kind.component == "lj":  # learned LJ: values in the nonbonded block, no own energy
+        if kind.component in ("lj", "coulomb"):  # nonbonded corrections: the NonbondedForce's group
             assert kind.force_group == FORCE_GROUPS["nonbonded"]
         else:
             assert kind.component in COMPONENTS[:4] and kind.force_group == FORCE_GROUPS[kind.component]

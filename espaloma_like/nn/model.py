@@ -60,6 +60,12 @@ class HeadStatistics(BaseModel):
     #: matter (MM speed) and training sees exactly what is simulated
     proper_k_threshold: float = Field(default=0.0, ge=0.0)
     urey_bradley_k: float = 2.0e4  # kJ/mol/nm^2
+    #: bounds of the log-factors on Sage's sigma and epsilon of the learned-LJ kinds
+    #: (``learned_lj``, ``intramolecular_lj``): ``sigma_sage exp(bound tanh(x))``
+    lj_sigma_log_bound: float = Field(default=0.1, gt=0.0, le=0.5)
+    lj_epsilon_log_bound: float = Field(default=0.5, gt=0.0, le=1.0)
+    #: bound of the log of the per-atom Coulomb factors of ``intramolecular_coulomb``
+    coulomb_log_bound: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
 class ModelConfig(BaseModel):
@@ -97,6 +103,9 @@ class ModelConfig(BaseModel):
         if {"learned_lj", "intramolecular_lj"} <= set(names):
             raise ValueError("learned_lj and intramolecular_lj are alternatives (LJ learned for "
                              "every pair, or within the molecule only): choose one")
+        if {"scaled_14", "intramolecular_coulomb"} <= set(names):
+            raise ValueError("scaled_14 and intramolecular_coulomb both rescale the 1-4 Coulomb "
+                             "pairs (the correction of each assumes the other's absent): choose one")
         return names
 
 

@@ -7,7 +7,8 @@
   :mod:`~.class2` (bond-bond / bond-angle cross terms), :mod:`~.scaled_14` (learned 1-4 scales),
   :mod:`~.torsion_coupling` (consecutive torsions), :mod:`~.learned_lj` (per-atom LJ, Sage's
   times learned factors, written into the nonbonded block) and :mod:`~.intramolecular_lj` (the
-  same, within the molecule only: a correction force); :mod:`~.nonbonded` (LJ and Coulomb,
+  same, within the molecule only: a correction force), :mod:`~.intramolecular_coulomb` (per-atom
+  Coulomb factors within the molecule, a correction force); :mod:`~.nonbonded` (LJ and Coulomb,
   not a network readout);
 * :mod:`~espaloma_like.termkinds.registry`: :data:`TERM_KINDS` and the helpers over it.
 

@@ -192,7 +192,7 @@ class TermKind:
         field of their block; an optional kind's block lives in ``ParameterSet.extra_terms``.
     component : str
         Energy component (one of the first four :data:`COMPONENTS`) and so the force group;
-        ``"lj"`` for a kind whose values live in the nonbonded block (learned LJ: no energy
+        ``"lj"`` or ``"coulomb"`` for a nonbonded kind (learned LJ: no energy
         of its own, the ``NonbondedForce``'s group).
     terms : str
         The enumerated terms the kind acts on: a field of :class:`~espaloma_like.terms.Terms`

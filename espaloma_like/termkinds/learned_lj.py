@@ -7,8 +7,12 @@ Every atom's LJ parameters are otherwise OpenFF Sage 2.2.1's (``GraphBatch.sigma
 terms ``Terms.atoms``; the readout runs per symmetry class, so equivalent atoms get identical
 values), bounded multiplicative corrections of Sage's values:
 
-    sigma   = sigma_sage   exp(SIGMA_SCALE tanh(x0)),    within [0.905, 1.105] x Sage's,
-    epsilon = epsilon_sage exp(EPSILON_SCALE tanh(x1)),  within [0.607, 1.649] x Sage's.
+    sigma   = sigma_sage   exp(b_sigma tanh(x0)),    by default within [0.905, 1.105] x Sage's,
+    epsilon = epsilon_sage exp(b_epsilon tanh(x1)),  by default within [0.607, 1.649] x Sage's,
+
+with the bounds ``b_sigma`` and ``b_epsilon`` of the model's head statistics
+(``HeadStatistics.lj_sigma_log_bound`` and ``lj_epsilon_log_bound``, stored in the checkpoint;
+by default :data:`SIGMA_SCALE` and :data:`EPSILON_SCALE`).
 
 The head's weight and bias start at zero, so a fresh readout (grafted onto a trained model,
 or a fresh model) gives Sage's values to the last bit: the factors are computed in float64 as
@@ -56,10 +60,10 @@ if TYPE_CHECKING:
     from espaloma_like.nn.model import HeadStatistics
     from espaloma_like.parameters import ParameterSet
 
-#: Bound of the log-factor of sigma: ``sigma = sigma_sage exp(SIGMA_SCALE tanh(x0))`` (about
-#: +-10 %).
+#: Default bound of the log-factor of sigma: ``sigma = sigma_sage exp(SIGMA_SCALE tanh(x0))``
+#: (about +-10 %; ``HeadStatistics.lj_sigma_log_bound``).
 SIGMA_SCALE = 0.1
-#: Bound of the log-factor of epsilon: ``epsilon = epsilon_sage exp(EPSILON_SCALE tanh(x1))``.
+#: Default bound of the log-factor of epsilon (``HeadStatistics.lj_epsilon_log_bound``).
 EPSILON_SCALE = 0.5
 
 
@@ -138,10 +142,10 @@ class LearnedLJ(TermKind):
 
     def from_readout(self, raw: torch.Tensor, indices: torch.Tensor,
                      context: ReadoutContext) -> LearnedLJParameters:
-        atoms = indices[:, 0]
+        atoms, heads = indices[:, 0], context.heads
         return LearnedLJParameters(
-            indices, corrected(context.batch.sigma[atoms], raw[:, 0], SIGMA_SCALE),
-            corrected(context.batch.epsilon[atoms], raw[:, 1], EPSILON_SCALE))
+            indices, corrected(context.batch.sigma[atoms], raw[:, 0], heads.lj_sigma_log_bound),
+            corrected(context.batch.epsilon[atoms], raw[:, 1], heads.lj_epsilon_log_bound))
 
     def prior_deviation(self, predicted: LearnedLJParameters, reference: LearnedLJParameters,
                         heads: HeadStatistics) -> torch.Tensor:

@@ -18,6 +18,7 @@ from espaloma_like.termkinds.base import TermKind
 from espaloma_like.termkinds.bonds import BONDS
 from espaloma_like.termkinds.class2 import CLASS2
 from espaloma_like.termkinds.impropers import IMPROPERS
+from espaloma_like.termkinds.intramolecular_coulomb import INTRAMOLECULAR_COULOMB
 from espaloma_like.termkinds.intramolecular_lj import INTRAMOLECULAR_LJ
 from espaloma_like.termkinds.learned_lj import LEARNED_LJ
 from espaloma_like.termkinds.morse import MORSE
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 #: Every valence term kind by name, in registry order.
 TERM_KINDS: Mapping[str, TermKind] = MappingProxyType(
     {kind.name: kind for kind in (BONDS, ANGLES, PROPERS, IMPROPERS, UREY_BRADLEY, MORSE, CLASS2, SCALED_14,
-                                  TORSION_COUPLING, LEARNED_LJ, INTRAMOLECULAR_LJ)})
+                                  TORSION_COUPLING, LEARNED_LJ, INTRAMOLECULAR_LJ,
+                                  INTRAMOLECULAR_COULOMB)})
 
 #: Kinds every model predicts and every method provides (``ParameterSet`` fields).
 CORE_KINDS: tuple[TermKind, ...] = tuple(k for k in TERM_KINDS.values() if not k.optional)

@@ -106,6 +106,9 @@ class TrainConfig(_Strict):
     init_from: str | None = None
     #: set the model's proper-torsion soft threshold (kJ/mol), also on a model from ``init_from``
     proper_k_threshold: float | None = Field(default=None, ge=0.0)
+    #: set head scales and ranges (``HeadStatistics`` fields, e.g. ``lj_sigma_log_bound``), also
+    #: on a model from ``init_from``; checked against ``HeadStatistics`` when the model is built
+    heads: dict[str, float] | None = None
     #: add (True) Urey-Bradley springs to a model from ``init_from`` that lacks them; the new
     #: readout starts near zero coupling, every other weight is kept
     urey_bradley: bool | None = None

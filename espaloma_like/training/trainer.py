@@ -32,7 +32,7 @@ import torch
 from espaloma_like._io import DirectoryLock, atomic_torch_save, remove_stale_temporaries
 from espaloma_like.exceptions import CheckpointError, TrainingSetupError
 from espaloma_like.nn.checkpoint import load_checkpoint, one_line, save_checkpoint
-from espaloma_like.nn.model import ParameterModel
+from espaloma_like.nn.model import HeadStatistics, ParameterModel
 from espaloma_like.training.config import TrainConfig
 from espaloma_like.training.dataset import TrainingMolecule, load_training_molecules, split_molecules
 from espaloma_like.training.loss import compute_loss, make_batch
@@ -125,9 +125,12 @@ def build_model(config: TrainConfig) -> ParameterModel:
         torch.manual_seed(config.seed)
         model = ParameterModel(config.model)
     model = _switch_term_kinds(model, config)
+    updates = dict(config.heads or {})
     if config.proper_k_threshold is not None:
-        heads = model.config.heads.model_copy(
-            update={"proper_k_threshold": config.proper_k_threshold})
+        updates["proper_k_threshold"] = config.proper_k_threshold
+    if updates:
+        # validated, so an unknown field or an out-of-range value stops the run here
+        heads = HeadStatistics.model_validate({**model.config.heads.model_dump(), **updates})
         model.config = model.config.model_copy(update={"heads": heads})
     model.train()
     groups: dict[str, list[torch.nn.Module]] = {
