@@ -232,17 +232,22 @@ def test_forcefield_xml_and_parmed_refuse_it(intra: ParameterModel, tmp_path) ->
     assert not any(tmp_path.iterdir())
 
 
-def test_the_bare_template_generator_carries_it(intra: ParameterModel) -> None:
-    """``openmm.app.ForceField`` with the template generator registered: the molecule's own
-    System energy and forces (the correction added by the generator's force generator)."""
+@pytest.mark.parametrize("host", [(), ("charmm36.xml",)])
+def test_the_bare_template_generator_carries_it(intra: ParameterModel, host: tuple[str, ...]) -> None:
+    """``openmm.app.ForceField`` (bare, or CHARMM's with its own 1-4 conventions) with the
+    template generator registered: the molecule's own System energy and forces (the correction
+    added by the generator's force generator)."""
     import openmm.app as app
 
     from espaloma_like.api import TemplateGenerator
 
     molecule = parametrize(MOLECULES[0], intra)
-    forcefield = app.ForceField()
-    forcefield.registerTemplateGenerator(TemplateGenerator(MOLECULES[0], model=intra).generator)
-    system = forcefield.createSystem(molecule.to_openmm_topology("LIG"))
+    forcefield = app.ForceField(*host)
+    generator = TemplateGenerator(MOLECULES[0], model=intra)
+    forcefield.registerTemplateGenerator(generator.generator)
+    topology = molecule.to_openmm_topology("LIG")
+    system = forcefield.createSystem(
+        topology, residueTemplates=generator.residue_templates(forcefield, topology))
     xyz = _conformers(molecule, 1)[0]
     e, f = openmm_energy_forces(system, xyz)
     e_own, f_own = openmm_energy_forces(molecule.to_openmm_system(), xyz)
