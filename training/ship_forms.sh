@@ -17,6 +17,7 @@ FORMS=(
   "torsion-coupling|torsion_coupling|the classical terms + Urey-Bradley springs + torsion-torsion coupling of consecutive torsions (OpenMM System only)"
   "learned-lj|learned_lj|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon per atom (Sage as the prior)"
   "intramolecular-lj|intramolecular_lj|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon per atom acting within the molecule only (Sage's LJ between molecules; OpenMM System only)"
+  "intramolecular-nonbonded|intramolecular_nonbonded|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon (sigma within exp(+-0.25)) and Coulomb factors per atom, both acting within the molecule only (Sage's LJ and the model's charges between molecules; OpenMM System and the template generator, no ForceField XML file)"
   "charged|charged|the classical terms + Urey-Bradley springs, trained with charged molecules drawn 4x as often"
 )
 for entry in "${FORMS[@]}"; do
