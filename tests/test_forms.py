@@ -8,9 +8,11 @@ import io
 
 import numpy as np
 import pytest
+from conftest import openmm_energy_forces
 
 from espaloma_like.api import load_model, parametrize
 from espaloma_like.exceptions import ParametrizationError
+from espaloma_like.molecule import generate_conformers
 from espaloma_like.nn.checkpoint import available_models
 from espaloma_like.termkinds import OPTIONAL_KINDS, get_kind
 
@@ -24,6 +26,7 @@ FORMS = {
     "form-torsion-coupling": {"urey_bradley", "torsion_coupling"},
     "form-learned-lj": {"urey_bradley", "learned_lj"},
     "form-intramolecular-lj": {"urey_bradley", "intramolecular_lj"},
+    "form-intramolecular-nonbonded": {"urey_bradley", "intramolecular_lj", "intramolecular_coulomb"},
     "form-charged": {"urey_bradley"},
 }
 SHIPPED = sorted(name for name in available_models() if name.startswith("form-"))
@@ -54,6 +57,15 @@ def test_form_has_its_terms_and_exports_by_its_routes(name: str) -> None:
     if system_only:
         with pytest.raises(ParametrizationError, match=system_only[0]):
             molecule.to_forcefield_xml()
+        # the template generator carries the System-only forces into openmm.app.ForceField
+        from espaloma_like.api import TemplateGenerator
+
+        forcefield = app.ForceField()
+        forcefield.registerTemplateGenerator(TemplateGenerator(molecule.molecule, model=name).generator)
+        created = forcefield.createSystem(molecule.to_openmm_topology(), removeCMMotion=False)
+        xyz = generate_conformers(molecule.molecule, 1, seed=0)[0]
+        assert openmm_energy_forces(created, xyz)[0] == pytest.approx(
+            openmm_energy_forces(system, xyz)[0], abs=1e-6)
     else:
         forcefield = app.ForceField(io.StringIO(molecule.to_forcefield_xml()))
         created = forcefield.createSystem(molecule.to_openmm_topology())
