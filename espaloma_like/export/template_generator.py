@@ -82,17 +82,17 @@ def _residue_label(residue: Any) -> str:
 
 
 def system_only_refusal(name: str, kinds: Mapping[str, str | None] | list[str]) -> str:
-    """The message refusing a template generator the term kinds ``kinds`` of molecule or model
-    ``name`` (``{kind: reason}`` or kind names)."""
+    """The message refusing a complete ForceField XML file of molecule or model ``name``, whose
+    term kinds ``kinds`` (``{kind: reason}`` or kind names) have no ffxml form."""
     if isinstance(kinds, Mapping):
         listed = "; ".join(f"{kind}: {why}" for kind, why in kinds.items())
     else:
         listed = ", ".join(kinds)
-    return (f"{name}: the model gives term kinds with no ForceField XML form ({listed}); a "
-            "template generator registered on a ForceField cannot add their forces to the "
-            "System createSystem builds, and a System without them would be silently "
-            "incomplete. Use espaloma_like.SystemGenerator (create_system adds them) or "
-            "ParametrizedMolecule.to_openmm_system() instead")
+    return (f"{name}: the model gives term kinds with no ForceField XML form ({listed}), so "
+            "there is no complete ffxml file of it (a file without them would be silently "
+            "incomplete). Register the template generator on the ForceField instead (it adds "
+            "their forces in createSystem), or use espaloma_like.SystemGenerator or "
+            "ParametrizedMolecule.to_openmm_system()")
 
 
 def molecule_template(molecule: ParametrizedMolecule) -> CachedTemplate:
