@@ -105,7 +105,8 @@ def _particle_lj(system) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-un
 
 
 def test_registered_last_as_an_optional_per_atom_kind_exportable_both_ways() -> None:
-    assert list(TERM_KINDS)[-2] == "learned_lj"  # appended (before intramolecular_lj): fresh models unchanged
+    names = list(TERM_KINDS)  # appended after every older kind: fresh models unchanged
+    assert names.index("learned_lj") == names.index("torsion_coupling") + 1
     assert LEARNED_LJ.optional and LEARNED_LJ.terms == "atoms" and LEARNED_LJ.arity == 1
     assert LEARNED_LJ.permutations == ((0,),)
     assert LEARNED_LJ.component == "lj" and LEARNED_LJ.force_group == FORCE_GROUPS["nonbonded"] == 4
@@ -113,6 +114,9 @@ def test_registered_last_as_an_optional_per_atom_kind_exportable_both_ways() -> 
     assert ModelConfig().extra_terms == () and not LEARNED_LJ.enabled(ModelConfig())
     assert LEARNED_LJ.enabled(LEARNED)
     assert 0.0 < SIGMA_SCALE <= 0.1 and 0.0 < EPSILON_SCALE <= 0.5
+    # the default head bounds are these constants (checkpoints without the fields load with them)
+    assert ModelConfig().heads.lj_sigma_log_bound == SIGMA_SCALE
+    assert ModelConfig().heads.lj_epsilon_log_bound == EPSILON_SCALE
 
 
 def test_atom_terms_are_batched_and_sages_lj_stays_float64() -> None:
