@@ -57,7 +57,7 @@ QUICKSTART = [
     new_markdown_cell(
         "## Relaxed torsion scans against DFT\n\n"
         "`data/espaloma_like_b3lyp_scans.h5` holds torsion scans the package computed itself "
-        "(`data/DATASHEET_DFT.md`): six small molecules around charged groups, one rotatable "
+        "(`data/DATASHEET_DFT.md`): ten small molecules around charged groups, one rotatable "
         "bond each, 12 points 30 degrees apart, B3LYP-D3BJ/DZVP energies. No molecule of it was "
         "trained on.\n\n"
         "A *relaxed* scan sets the dihedral and lets everything else relax: at each point the "
@@ -112,8 +112,12 @@ QUICKSTART = [
         "          f\"{rmse(p['Sage 2.2.1'], p['DFT']):7.2f}\")"),
     new_code_cell(
         "import matplotlib.pyplot as plt\n\n"
-        "fig, axes = plt.subplots(2, 3, figsize=(9, 5), dpi=80, sharex=True)\n"
-        "for ax, p in zip(axes.flat, profiles, strict=True):\n"
+        "columns = (len(profiles) + 1) // 2  # two rows, however many scans the file holds\n"
+        "fig, axes = plt.subplots(2, columns, figsize=(3 * columns, 5), dpi=80, sharex=True,\n"
+        "                         squeeze=False)\n"
+        "for ax in axes.flat[len(profiles):]:\n"
+        "    ax.axis('off')  # an odd number of scans leaves one panel empty\n"
+        "for ax, p in zip(axes.flat[:len(profiles)], profiles, strict=True):\n"
         "    angles = np.append(p['angles'], 180.0)  # -180 and +180 are the same point\n"
         "    for name, style in (('DFT', 'ko-'), ('espaloma_like', 's-'), ('Sage 2.2.1', '^--')):\n"
         "        energies = np.append(p[name], p[name][0]) - p[name].min()\n"
