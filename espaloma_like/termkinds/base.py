@@ -110,6 +110,17 @@ def as_array(value: Any) -> np.ndarray:
     return array.astype(np.float64) if array.dtype.kind == "f" else array
 
 
+def check_one_per_atom(indices: Any, n_atoms: int, what: str) -> None:
+    """Raise ``ValueError`` unless ``indices`` (N, 1) are the atoms ``0..n_atoms-1`` in order:
+    the block of a per-atom kind (``Terms.atoms``) must match the nonbonded block's atoms."""
+    import torch
+
+    atoms = indices.detach().cpu()
+    if atoms.shape != (n_atoms, 1) or not torch.equal(atoms[:, 0], torch.arange(n_atoms)):
+        raise ValueError(f"{what} must come one per atom, in the atom order of the nonbonded "
+                         "block")
+
+
 def fmt(x: float) -> str:
     """A float written for ffxml without loss (``repr`` of the float64)."""
     return repr(float(x))

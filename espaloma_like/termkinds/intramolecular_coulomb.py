@@ -50,6 +50,7 @@ from espaloma_like.termkinds.base import (
     ReadoutSpec,
     TermKind,
     as_array,
+    check_one_per_atom,
 )
 from espaloma_like.termkinds.learned_lj import corrected, log_ratio_deviation
 from espaloma_like.termkinds.nonbonded import coulomb_energy
@@ -126,13 +127,8 @@ class IntramolecularCoulomb(TermKind):
     def put(self, parameters: ParameterSet, block: IntramolecularCoulombParameters) -> ParameterSet:
         """``parameters`` with the block in ``extra_terms``, checked to hold one factor per
         atom in the nonbonded block's order."""
-        import torch
-
-        n = parameters.nonbonded.charges.shape[0]
-        atoms = block.indices.detach().cpu()
-        if atoms.shape != (n, 1) or not torch.equal(atoms[:, 0], torch.arange(n)):
-            raise ValueError("intramolecular Coulomb factors must come one per atom, in the atom "
-                             "order of the nonbonded block")
+        check_one_per_atom(block.indices, parameters.nonbonded.charges.shape[0],
+                           "intramolecular Coulomb factors")
         return super().put(parameters, block)
 
     def energy(self, block: IntramolecularCoulombParameters, parameters: ParameterSet,

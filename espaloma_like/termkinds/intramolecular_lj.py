@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from espaloma_like.termkinds._openmm import pair_correction_force
-from espaloma_like.termkinds.base import ReadoutSpec, TermKind, as_array
+from espaloma_like.termkinds.base import ReadoutSpec, TermKind, as_array, check_one_per_atom
 from espaloma_like.termkinds.learned_lj import LearnedLJ, LearnedLJParameters
 from espaloma_like.termkinds.nonbonded import lennard_jones_energy
 
@@ -71,13 +71,7 @@ class IntramolecularLJ(LearnedLJ):
 
     def put(self, parameters: ParameterSet, block: LearnedLJParameters) -> ParameterSet:
         """``parameters`` with the block in ``extra_terms``; the nonbonded block is unchanged."""
-        import torch
-
-        n = parameters.nonbonded.sigma.shape[0]
-        atoms = block.indices.detach().cpu()
-        if atoms.shape != (n, 1) or not torch.equal(atoms[:, 0], torch.arange(n)):
-            raise ValueError("intramolecular LJ must come one per atom, in the atom order of the "
-                             "nonbonded block")
+        check_one_per_atom(block.indices, parameters.nonbonded.sigma.shape[0], "intramolecular LJ")
         return TermKind.put(self, parameters, block)
 
     def energy(self, block: LearnedLJParameters, parameters: ParameterSet,

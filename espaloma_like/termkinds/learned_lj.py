@@ -51,6 +51,7 @@ from espaloma_like.termkinds.base import (
     ReadoutContext,
     ReadoutSpec,
     TermKind,
+    check_one_per_atom,
 )
 
 if TYPE_CHECKING:
@@ -155,13 +156,7 @@ class LearnedLJ(TermKind):
     def put(self, parameters: ParameterSet, block: LearnedLJParameters) -> ParameterSet:
         """``parameters`` with the block in ``extra_terms`` and its sigma and epsilon as the
         nonbonded block's (same atoms, same order)."""
-        import torch
-
-        n = parameters.nonbonded.sigma.shape[0]
-        atoms = block.indices.detach().cpu()
-        if atoms.shape != (n, 1) or not torch.equal(atoms[:, 0], torch.arange(n)):
-            raise ValueError("learned LJ must come one per atom, in the atom order of the "
-                             "nonbonded block")
+        check_one_per_atom(block.indices, parameters.nonbonded.sigma.shape[0], "learned LJ")
         nonbonded = dataclasses.replace(parameters.nonbonded, sigma=block.sigma,
                                         epsilon=block.epsilon)
         return super().put(dataclasses.replace(parameters, nonbonded=nonbonded), block)
