@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from espaloma_like import _openmm_hook
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -35,6 +37,10 @@ __all__ = [
     "parametrize",
     "parametrize_many",
 ]
+
+
+# ForceField XML files of System-only forms load in openmm.app.ForceField after this import
+_openmm_hook.install()
 
 
 def __getattr__(name: str) -> Any:

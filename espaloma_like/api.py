@@ -232,11 +232,11 @@ class TemplateGenerator:
     template is adapted to the host's 1-4 conventions so that the ligand keeps its own
     energy. Which residues it matched and declined is logged (logger
     ``espaloma_like.export.template_generator``, INFO). A model with term kinds that have no
-    ForceField XML form (``form-class2``, ``form-scaled-14``, ``form-torsion-coupling``,
-    ``form-intramolecular-lj``) works too: the first time such a molecule's template is loaded
-    into a force field, the generator registers a force generator on it that adds those kinds'
-    forces in every ``createSystem`` (:class:`~espaloma_like.export.template_generator.
-    SystemOnlyForces`).
+    ForceField XML form (the default's LJ and Coulomb within the molecule, ``form-class2``,
+    ``form-scaled-14``, ``form-torsion-coupling``) works too: the first time such a molecule's
+    template is loaded into a force field, the generator registers a force generator on it that
+    adds those kinds' forces in every ``createSystem`` (:class:`~espaloma_like.export.
+    system_only.SystemOnlyForces`).
 
     Examples
     --------

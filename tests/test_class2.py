@@ -12,7 +12,6 @@ from conftest import openmm_energy_forces, openmm_group_energies
 from termkind_helpers import assert_batched_equals_alone, fine_tuning_start, readout_gradient
 
 from espaloma_like.api import parametrize
-from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.export.openmm_system import FORCE_GROUPS
 from espaloma_like.mm import energy_and_forces, energy_terms
 from espaloma_like.molecule import generate_conformers
@@ -179,12 +178,11 @@ def test_class2_model_matches_the_openmm_system(class2: ParameterModel, smiles: 
         assert np.abs(f_direct - f_restored).max() < 1e-6
 
 
-def test_the_ffxml_route_refuses_it(class2: ParameterModel) -> None:
+def test_the_ffxml_file_wraps_it(class2: ParameterModel) -> None:
     import xml.etree.ElementTree as ET
 
     molecule = parametrize("CCO", class2)
-    with pytest.raises(ParametrizationError, match="class2: CustomCompoundBondForce"):
-        molecule.to_forcefield_xml()
+    assert 'kinds="class2"' in molecule.to_forcefield_xml()  # wrapped, not plain
     kind = get_kind("class2")
     assert kind.system_only
     with pytest.raises(NotImplementedError, match="CustomCompoundBondForce"):

@@ -1,6 +1,6 @@
 """The functional-form options shipped as named models (``form-*``): each loads, has exactly its
 terms, parametrizes, records them in the exported provenance, and exports by the routes its terms
-allow (System always; ffxml unless a term has no ffxml form)."""
+allow (System, ForceField XML file, template generator) with the same energy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from conftest import openmm_energy_forces
 
 from espaloma_like.api import load_model, parametrize
-from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.molecule import generate_conformers
 from espaloma_like.nn.checkpoint import available_models
 from espaloma_like.termkinds import OPTIONAL_KINDS, get_kind
@@ -54,19 +53,18 @@ def test_form_has_its_terms_and_exports_by_its_routes(name: str) -> None:
     assert system.getNumParticles() == molecule.molecule.n_atoms
     assert abs(float(np.sum(molecule.charges))) < 1e-6
     system_only = sorted(k for k in kinds if get_kind(k).system_only)
+    xyz = generate_conformers(molecule.molecule, 1, seed=0)[0]
+    expected = openmm_energy_forces(system, xyz)[0]
     if system_only:
-        with pytest.raises(ParametrizationError, match=system_only[0]):
-            molecule.to_forcefield_xml()
         # the template generator carries the System-only forces into openmm.app.ForceField
         from espaloma_like.api import TemplateGenerator
 
         forcefield = app.ForceField()
         forcefield.registerTemplateGenerator(TemplateGenerator(molecule.molecule, model=name).generator)
         created = forcefield.createSystem(molecule.to_openmm_topology(), removeCMMotion=False)
-        xyz = generate_conformers(molecule.molecule, 1, seed=0)[0]
-        assert openmm_energy_forces(created, xyz)[0] == pytest.approx(
-            openmm_energy_forces(system, xyz)[0], abs=1e-6)
-    else:
-        forcefield = app.ForceField(io.StringIO(molecule.to_forcefield_xml()))
-        created = forcefield.createSystem(molecule.to_openmm_topology())
-        assert created.getNumParticles() == system.getNumParticles()
+        assert openmm_energy_forces(created, xyz)[0] == pytest.approx(expected, abs=1e-6)
+        # and so does the ForceField XML file, inside its <EspalomaLikeMolecule> element
+        assert "<EspalomaLikeMolecule" in molecule.to_forcefield_xml()
+    forcefield = app.ForceField(io.StringIO(molecule.to_forcefield_xml()))
+    created = forcefield.createSystem(molecule.to_openmm_topology(), removeCMMotion=False)
+    assert openmm_energy_forces(created, xyz)[0] == pytest.approx(expected, abs=1e-6)

@@ -15,7 +15,6 @@ from conftest import openmm_energy_forces, openmm_group_energies
 from termkind_helpers import assert_batched_equals_alone, fine_tuning_start, readout_gradient
 
 from espaloma_like.api import parametrize
-from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.export.openmm_system import FORCE_GROUPS
 from espaloma_like.mm import energy_and_forces, energy_terms
 from espaloma_like.molecule import generate_conformers
@@ -218,12 +217,11 @@ def test_correction_uses_no_periodic_images(intra: ParameterModel, method: str) 
     assert abs(e_shifted - e) > 1e-3
 
 
-def test_forcefield_xml_and_parmed_refuse_it(intra: ParameterModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_forcefield_xml_wraps_it_and_parmed_refuses_it(intra: ParameterModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from espaloma_like.export.parmed_system import ExportError
 
     molecule = parametrize(MOLECULES[2], intra)
-    with pytest.raises(ParametrizationError, match="intramolecular_lj"):
-        molecule.to_forcefield_xml()
+    assert 'kinds="intramolecular_lj"' in molecule.to_forcefield_xml()  # wrapped, not plain
     with pytest.raises(NotImplementedError, match="same molecule only"):
         INTRAMOLECULAR_LJ.write_ffxml(ET.Element("ForceField"), [], molecule.parameters.extra_terms[
             "intramolecular_lj"], molecule.parameters)

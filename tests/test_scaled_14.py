@@ -253,14 +253,11 @@ def test_follows_the_1_4_exceptions_under_cutoffs_and_pme(scaled: ParameterModel
         assert np.abs(f - f_ref).max() < 1e-6 * max(1.0, float(np.abs(f_ref).max()))
 
 
-def test_forcefield_xml_refuses_it_while_the_system_route_works(scaled: ParameterModel) -> None:
+def test_forcefield_xml_wraps_it_and_the_system_route_works(scaled: ParameterModel) -> None:
     import xml.etree.ElementTree as ET
 
-    from espaloma_like.exceptions import ParametrizationError
-
     molecule = parametrize(MOLECULES[0], scaled)
-    with pytest.raises(ParametrizationError, match="scaled_14"):
-        molecule.to_forcefield_xml()
+    assert 'kinds="scaled_14"' in molecule.to_forcefield_xml()  # wrapped, not plain
     block = molecule.parameters.extra_terms["scaled_14"]
     with pytest.raises(NotImplementedError, match="NonbondedForce has global 1-4 scales only"):
         SCALED_14.write_ffxml(ET.Element("ForceField"), ["c"] * 20, block, molecule.parameters)

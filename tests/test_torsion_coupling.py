@@ -233,15 +233,14 @@ def test_chains_with_zero_couplings_are_left_out_of_the_system(coupled: Paramete
     assert TORSION_COUPLING.openmm_forces(zero, p) == []
 
 
-def test_ffxml_route_refuses_it_and_parmed_exports_refuse_it(coupled: ParameterModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ffxml_file_wraps_it_and_parmed_exports_refuse_it(coupled: ParameterModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import xml.etree.ElementTree as ET
 
-    from espaloma_like.exceptions import ParametrizationError
     from espaloma_like.export.parmed_system import ExportError
 
     molecule = parametrize("CCCO", coupled)
-    with pytest.raises(ParametrizationError, match="torsion_coupling"):
-        molecule.to_forcefield_xml()
+    # the ffxml file holds the coupling inside the element only espaloma_like reads
+    assert 'kinds="torsion_coupling"' in molecule.to_forcefield_xml()
     assert TORSION_COUPLING.system_only and "CustomCompoundBondForce" in TORSION_COUPLING.system_only
     block = molecule.parameters.extra_terms["torsion_coupling"]
     with pytest.raises(NotImplementedError, match="CustomCompoundBondForce"):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from espaloma_like.exceptions import ParametrizationError
+from espaloma_like.export.template_cache import CachedTemplate
 from espaloma_like.molecule import SUPPORTED_ELEMENTS, MoleculeGraph
 from espaloma_like.parameters import ParameterSet
 from espaloma_like.termkinds import NONBONDED, export_order
@@ -68,22 +69,58 @@ def to_forcefield_xml(graph: MoleculeGraph, parameters: ParameterSet, residue_na
     residue_name : str
         Template name; defaults to the molecule's canonical SMILES.
 
-    Raises
-    ------
-    ParametrizationError
-        If ``parameters`` hold a term kind with no ForceField XML form
-        (:attr:`~espaloma_like.termkinds.base.TermKind.system_only`).
+    Returns
+    -------
+    str
+        A plain ffxml file; when ``parameters`` hold term kinds with no ForceField XML form
+        (:attr:`~espaloma_like.termkinds.base.TermKind.system_only`), the template and those
+        kinds' forces inside one ``<EspalomaLikeMolecule>`` element, which ``openmm.app.
+        ForceField`` reads once ``espaloma_like`` is imported
+        (:mod:`espaloma_like.export.system_only`).
     """
+    template = forcefield_template(graph, parameters, residue_name)
+    if template.complete:
+        return template.ffxml
+    from espaloma_like.export.system_only import wrap_template
+
+    return wrap_template(template)
+
+
+def forcefield_template(graph: MoleculeGraph, parameters: ParameterSet,
+                        residue_name: str = "") -> CachedTemplate:
+    """The template of ``graph`` with ``parameters``: its complete ffxml, or, when the
+    parameters hold term kinds with no ForceField XML form, the ffxml without them (a *core*
+    template, atom types named after all the parameters) plus their serialized forces
+    (molecule atom indices, each force in its kind's force group)."""
+    import dataclasses
+
+    extras = [(kind, block) for kind, block in export_order(parameters) if kind.system_only]
+    prefix = type_prefix(graph, parameters)
+    if not extras:
+        return CachedTemplate(_write_ffxml(graph, parameters, residue_name, prefix))
+    import openmm
+
+    names = {kind.name for kind, _ in extras}
+    core = dataclasses.replace(parameters, extra_terms={
+        name: block for name, block in parameters.extra_terms.items() if name not in names})
+    forces = []
+    for kind, block in extras:
+        for force in kind.openmm_forces(block, parameters):
+            force.setForceGroup(kind.force_group)
+            forces.append((kind.name, str(openmm.XmlSerializer.serialize(force))))
+    return CachedTemplate(_write_ffxml(graph, core, residue_name, prefix),
+                          tuple(kind.name for kind, _ in extras), tuple(forces))
+
+
+def _write_ffxml(graph: MoleculeGraph, parameters: ParameterSet, residue_name: str,
+                 prefix: str) -> str:
+    """The ffxml of ``parameters`` (no system-only kind among them), atom types ``prefix-i``."""
     from espaloma_like import __version__
 
     present = export_order(parameters)
-    refused = [(kind.name, kind.system_only) for kind, _ in present if kind.system_only]
-    if refused:
-        reasons = "; ".join(f"{name}: {why}" for name, why in refused)
-        raise ParametrizationError(
-            f"these parameters hold term kinds with no ForceField XML form ({reasons}); "
-            "export them with to_openmm_system() (serialized System XML) instead")
-    prefix = type_prefix(graph, parameters)
+    refused = [kind.name for kind, _ in present if kind.system_only]
+    if refused:  # forcefield_template() takes them out first
+        raise ParametrizationError(f"term kinds {refused} have no ForceField XML form")
     types = [f"{prefix}-{i}" for i in range(graph.n_atoms)]
     names = atom_names(graph.atomic_numbers)
     masses = graph.masses.tolist()  # isotope masses for [2H], [13C]; standard ones otherwise

@@ -15,25 +15,24 @@ generator is asked: :meth:`MoleculeTemplateGenerator.residue_templates` gives th
 
 Term kinds with no ForceField XML form (:attr:`~espaloma_like.termkinds.base.TermKind.
 system_only`: class-II cross terms, learned 1-4 scales, torsion coupling, intramolecular LJ and
-Coulomb) cannot be loaded into a ``ForceField`` as XML. Such a molecule gets a *core* template
-(the ffxml without those kinds) plus the kinds' forces
-(:class:`~espaloma_like.export.template_cache.CachedTemplate`), and the first time a core
-template is loaded into a force field, the generator also registers a force generator on it
-(:class:`SystemOnlyForces`, OpenMM's ``ForceField.registerGenerator``): every ``createSystem``
-of that force field then adds the kinds' forces to the residues that got a core template,
-recognised by their atom types, particle indices remapped (one force per kind for all of them).
-So ``forcefield.createSystem`` with the bare template generator gives the complete System, as
-:class:`~espaloma_like.export.system_generator.SystemGenerator` does.
+Coulomb) have no element in a ForceField's XML. Such a molecule gets a *core* template (the
+ffxml without those kinds) plus the kinds' forces
+(:class:`~espaloma_like.export.template_cache.CachedTemplate`); loading a core template also
+hands it to the force field's :class:`~espaloma_like.export.system_only.SystemOnlyForces`
+generator (OpenMM's ``ForceField.registerGenerator``, one per force field): every
+``createSystem`` of that force field then adds the kinds' forces to the residues that got a core
+template, recognised by their atom types, particle indices remapped (one force per kind for all
+of them). So ``forcefield.createSystem`` with the bare template generator gives the complete
+System, as :class:`~espaloma_like.export.system_generator.SystemGenerator` does.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from espaloma_like.exceptions import ParametrizationError
 from espaloma_like.export.template_cache import CachedTemplate
 from espaloma_like.molecule import MoleculeGraph, iter_molecules
 
@@ -81,80 +80,13 @@ def _residue_label(residue: Any) -> str:
     return f"{residue.name} {getattr(residue, 'id', '')} ({len(list(residue.atoms()))} atoms)"
 
 
-def system_only_refusal(name: str, kinds: Mapping[str, str | None] | list[str]) -> str:
-    """The message refusing a complete ForceField XML file of molecule or model ``name``, whose
-    term kinds ``kinds`` (``{kind: reason}`` or kind names) have no ffxml form."""
-    if isinstance(kinds, Mapping):
-        listed = "; ".join(f"{kind}: {why}" for kind, why in kinds.items())
-    else:
-        listed = ", ".join(kinds)
-    return (f"{name}: the model gives term kinds with no ForceField XML form ({listed}), so "
-            "there is no complete ffxml file of it (a file without them would be silently "
-            "incomplete). Register the template generator on the ForceField instead (it adds "
-            "their forces in createSystem), or use espaloma_like.SystemGenerator or "
-            "ParametrizedMolecule.to_openmm_system()")
-
-
 def molecule_template(molecule: ParametrizedMolecule) -> CachedTemplate:
     """The template of ``molecule``: its complete ffxml, or, when its parameters hold term
     kinds with no ForceField XML form, the ffxml without them plus their serialized forces
-    (molecule atom indices, each force in its kind's force group)."""
-    import dataclasses
+    (:func:`~espaloma_like.export.ffxml.forcefield_template`)."""
+    from espaloma_like.export.ffxml import forcefield_template
 
-    import openmm
-
-    from espaloma_like.termkinds import export_order
-
-    parameters = molecule.parameters
-    extras = [(kind, block) for kind, block in export_order(parameters) if kind.system_only]
-    if not extras:
-        return CachedTemplate(molecule.to_forcefield_xml())
-    names = {kind.name for kind, _ in extras}
-    core = dataclasses.replace(parameters, extra_terms={
-        name: block for name, block in parameters.extra_terms.items() if name not in names})
-    forces = []
-    for kind, block in extras:
-        for force in kind.openmm_forces(block, parameters):
-            force.setForceGroup(kind.force_group)
-            forces.append((kind.name, str(openmm.XmlSerializer.serialize(force))))
-    return CachedTemplate(dataclasses.replace(molecule, parameters=core).to_forcefield_xml(),
-                          tuple(kind.name for kind, _ in extras), tuple(forces))
-
-
-def _type_prefix(ffxml: str) -> str:
-    """The prefix of a template's atom types (``<prefix>-<atom index>``)."""
-    import xml.etree.ElementTree as ET
-
-    first = ET.fromstring(ffxml).find("AtomTypes/Type")
-    return first.get("name", "").rpartition("-")[0] if first is not None else ""
-
-
-def _template_name(ffxml: str) -> str:
-    import xml.etree.ElementTree as ET
-
-    residue = ET.fromstring(ffxml).find("Residues/Residue")
-    return residue.get("name", "") if residue is not None else ""
-
-
-class SystemOnlyForces:
-    """OpenMM force generator that adds the system-only forces of core templates.
-
-    Registered by :class:`MoleculeTemplateGenerator` on a force field it loads a core template
-    into. ``ForceField.createSystem`` calls :meth:`createForce` for every generator, then
-    :meth:`postprocessSystem`, when every particle and force exists: the residues whose atoms
-    carry the types of a core template get the forces of their molecule.
-    """
-
-    def __init__(self, owner: MoleculeTemplateGenerator) -> None:
-        self.owner = owner
-
-    def createForce(self, sys: openmm.System, data: Any, nonbondedMethod: Any,
-                    nonbondedCutoff: Any, args: Any) -> None:
-        """Nothing: the forces are added in :meth:`postprocessSystem`."""
-
-    def postprocessSystem(self, sys: openmm.System, data: Any, args: Any) -> None:
-        """Add the system-only forces of every residue with a core template of the owner."""
-        self.owner.add_system_only_forces(sys, data.atoms, data.atomType)
+    return forcefield_template(molecule.molecule, molecule.parameters)
 
 
 class MoleculeTemplateGenerator:
@@ -175,7 +107,8 @@ class MoleculeTemplateGenerator:
 
     A molecule whose parameters hold term kinds with no ForceField XML form gets a core
     template (see the module docstring); a force field it is loaded into gets a
-    :class:`SystemOnlyForces` generator, once, that adds the kinds' forces in ``createSystem``.
+    :class:`~espaloma_like.export.system_only.SystemOnlyForces` generator, once, that adds
+    the kinds' forces in ``createSystem``.
     """
 
     def __init__(
@@ -190,9 +123,6 @@ class MoleculeTemplateGenerator:
         self._signatures: list[tuple[tuple[int, int], ...]] = []
         self._parametrize = parametrize
         self._templates: dict[int, CachedTemplate] = {}
-        self._force_hosts: list[openmm.app.ForceField] = []
-        #: type prefix of every core template loaded -> its molecule index
-        self._core_prefixes: dict[str, int] = {}
         self._disk = cache
         self._cache_key = cache_key
         self.add_molecules(molecules)
@@ -243,20 +173,13 @@ class MoleculeTemplateGenerator:
         return template
 
     def forcefield_xml(self, index: int) -> str:
-        """The complete ffxml of molecule ``index``: from memory, the disk cache, or
-        parametrized now.
+        """The ForceField XML file of molecule ``index`` (from memory, the disk cache, or
+        parametrized now): the complete ffxml, or a core template and its system-only forces
+        in one ``<EspalomaLikeMolecule>`` element (:mod:`espaloma_like.export.system_only`)."""
+        from espaloma_like.export.system_only import wrap_template
 
-        Raises
-        ------
-        ParametrizationError
-            The molecule's parameters hold term kinds with no ForceField XML form.
-        """
         template = self.template(index)
-        if not template.complete:
-            raise ParametrizationError(system_only_refusal(
-                self._molecules[index].name or self._molecules[index].smiles,
-                list(template.system_only_kinds)))
-        return template.ffxml
+        return template.ffxml if template.complete else wrap_template(template)
 
     def match(self, residue: Any) -> int | None:
         """Index of the known molecule whose bond graph is the residue's, or None."""
@@ -279,20 +202,19 @@ class MoleculeTemplateGenerator:
 
     def load(self, forcefield: openmm.app.ForceField, index: int) -> str:
         """Load the template of molecule ``index`` into ``forcefield`` (once), adapted to its
-        nonbonded conventions; its template name. A core template also registers a
-        :class:`SystemOnlyForces` generator on ``forcefield`` (once)."""
+        nonbonded conventions; its template name. A core template also goes to the
+        force field's :class:`~espaloma_like.export.system_only.SystemOnlyForces` generator
+        (registered on first use)."""
         from espaloma_like.export.host_forcefield import HostNonbonded, adapt_to_host
+        from espaloma_like.export.system_only import load_core_template, template_name_of
 
         template = self.template(index)
-        name = _template_name(template.ffxml)
+        adapted = adapt_to_host(template.ffxml, HostNonbonded.of(forcefield))
         if not template.complete:
-            self._core_prefixes[_type_prefix(template.ffxml)] = index
-            if not any(host is forcefield for host in self._force_hosts):
-                forcefield.registerGenerator(SystemOnlyForces(self))
-                self._force_hosts.append(forcefield)
+            return load_core_template(forcefield, template, adapted)
+        name = template_name_of(template.ffxml)
         if name not in getattr(forcefield, "_templates", {}):
-            forcefield.loadFile(io.StringIO(adapt_to_host(template.ffxml,
-                                                          HostNonbonded.of(forcefield))))
+            forcefield.loadFile(io.StringIO(adapted))
         return name
 
     def generator(self, forcefield: openmm.app.ForceField, residue: Any) -> bool:
@@ -335,59 +257,3 @@ class MoleculeTemplateGenerator:
         ``createSystem(..., residueTemplates=...)`` so that the model's templates are used even
         where the force field has its own template for the molecule."""
         return self.load_templates(forcefield, self.matches(topology))
-
-    def add_system_only_forces(self, system: openmm.System, atoms: Sequence[Any],
-                               atom_types: Mapping[Any, str]) -> dict[str, int]:
-        """Add the system-only forces of every residue whose atoms have the types of one of
-        this generator's core templates to ``system``, particle indices remapped: one force
-        per kind (and force shape) for all residues together.
-
-        Parameters
-        ----------
-        system : openmm.System
-            Created by ``createSystem``; particle ``atom.index`` is the topology's atom.
-        atoms : sequence
-            The topology's atoms (``openmm.app.topology.Atom``).
-        atom_types : mapping
-            ``{atom: type name}`` as ``createSystem`` assigned them from the templates.
-
-        Returns
-        -------
-        dict
-            ``{kind name: number of terms added}`` (a kind whose terms all vanish, with 0).
-
-        Raises
-        ------
-        ValueError
-            A residue holds only part of a core template's atoms (cannot be remapped).
-        """
-        from espaloma_like.export.force_remap import add_remapped_forces
-
-        residues: dict[Any, tuple[int, dict[int, int]]] = {}
-        for atom in atoms:
-            prefix, _, position = atom_types.get(atom, "").rpartition("-")
-            index = self._core_prefixes.get(prefix)
-            if index is None:
-                continue
-            found, particles = residues.setdefault(atom.residue, (index, {}))
-            if found != index:
-                raise ValueError(f"residue {_residue_label(atom.residue)} mixes the atom types "
-                                 "of two molecules' templates")
-            particles[int(position)] = atom.index
-        copies: list[tuple[str, str, Sequence[int]]] = []
-        kinds: list[str] = []
-        for residue, (index, particles) in residues.items():
-            n = self._molecules[index].n_atoms
-            if sorted(particles) != list(range(n)):
-                raise ValueError(f"residue {_residue_label(residue)} holds {len(particles)} of "
-                                 f"the {n} atoms of {self._molecules[index].name}'s template")
-            template = self.template(index)
-            kinds.extend(template.system_only_kinds)
-            copies.extend((kind, xml, [particles[i] for i in range(n)])
-                          for kind, xml in template.system_forces)
-        terms = {kind: 0 for kind in kinds}  # a kind whose terms all vanish is listed, with 0
-        terms.update(add_remapped_forces(system, copies))
-        if terms:
-            logger.info("added the system-only terms of %d residue(s): %s", len(residues),
-                        ", ".join(f"{kind} {n}" for kind, n in terms.items()))
-        return terms
