@@ -132,7 +132,11 @@ QUICKSTART = [
         "fig.tight_layout(rect=(0, 0.06, 1, 1))"),
     new_markdown_cell("## OpenMM XML\n\n`to_system_xml()` and `to_forcefield_xml()` write the "
                       "serialized System and a ForceField template (the command line writes "
-                      "them too, with a PDB file beside them: notebook 02)."),
+                      "them too, with a PDB file beside them: notebook 02). The default's LJ "
+                      "and Coulomb corrections within the molecule have no ForceField XML "
+                      "element, so its file holds the template and them inside one "
+                      "`<EspalomaLikeMolecule>` element, which `openmm.app.ForceField` reads "
+                      "after `import espaloma_like`."),
     new_code_cell("print(mol.to_forcefield_xml()[:600])"),
 ]
 
@@ -174,8 +178,10 @@ COMMAND_LINE = [
         "Several molecules (a SMILES list, or an SDF file) go to a directory, one file each, "
         "named by index, name and a hash of the SMILES; a molecule that fails is reported and "
         "the others are still written. `--format forcefield` writes OpenMM ForceField XML "
-        "(for `ForceField('mol.xml', ...)`), `gromacs` and `amber` write `.top`/`.gro` and "
-        "`.prmtop`/`.inpcrd`, and `--method sage|gaff` runs a baseline instead of the model."),
+        "(for `ForceField('mol.xml', ...)` after `import espaloma_like`), `gromacs` and "
+        "`amber` write `.top`/`.gro` and `.prmtop`/`.inpcrd` (with `--model portable`: the "
+        "default's corrections within the molecule have no place in those files), and "
+        "`--method sage|gaff` runs a baseline instead of the model."),
     new_code_cell(
         "%%writefile ligands.smi\nCCO ethanol\nCC(=O)[O-] acetate\nc1ccccc1O phenol\n"
         "C1CC( broken"),

@@ -88,6 +88,10 @@ def test_md(run: tuple[Path, dict[str, Any], int, int]) -> None:
     for method in METHODS:
         assert md["torsion_terms"][method] > 0
         assert md["term_counts"][method]["bonds"] == 20
+    # the default's LJ and Coulomb corrections within the molecule: pairs, not bonds
+    assert md["term_counts"]["model"]["pair_corrections"] > 0
+    assert md["term_counts"]["sage"]["pair_corrections"] == md["term_counts"]["gaff"][
+        "pair_corrections"] == 0
     assert list(md["results"]) == ["CPU"]
     for setup, timestep in (("vacuum", 1.0), ("tip3p_pme", 2.0)):
         r = md["results"]["CPU"][setup]

@@ -20,6 +20,7 @@ from export_energy_helpers import TERMS, relative_differences, term_energies
 from openmm import unit
 
 import espaloma_like
+from espaloma_like.export.parmed_system import ExportError
 from espaloma_like.molecule import generate_conformers
 from espaloma_like.parametrized import ParametrizedMolecule
 
@@ -68,9 +69,10 @@ def _write(result: ParametrizedMolecule, kind: str, directory: Path,
     return paths
 
 
-@pytest.fixture(scope="module", params=["default", "sage-fit"])
+@pytest.fixture(scope="module", params=["portable", "sage-fit"])
 def results(request: pytest.FixtureRequest) -> dict[str, ParametrizedMolecule]:
-    """The shipped default model (Urey-Bradley springs) and sage-fit (none)."""
+    """The shipped portable model (Urey-Bradley springs) and sage-fit (none); the default's
+    LJ and Coulomb within the molecule have no file form (test_default_model_is_refused...)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {name: espaloma_like.parametrize(smiles, model=request.param)
@@ -127,14 +129,14 @@ def test_positions_from_a_generated_conformer_or_the_molecule(tmp_path: Path) ->
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = espaloma_like.parametrize("CCO")
+        result = espaloma_like.parametrize("CCO", model="portable")
     result.to_amber(tmp_path / "a.prmtop", tmp_path / "a.inpcrd")
     xyz = app.AmberInpcrdFile(str(tmp_path / "a.inpcrd")).getPositions(asNumpy=True)._value
     # a real conformer: C-O bond near 0.143 nm
     assert abs(np.linalg.norm(xyz[1] - xyz[2]) - 0.143) < 0.01
     sdf = Path(__file__).parent / "data" / "ethanol.mol2"
     graph = read_molecule(sdf)
-    from_file = espaloma_like.parametrize(graph)
+    from_file = espaloma_like.parametrize(graph, model="portable")
     from_file.to_gromacs(tmp_path / "b.top", tmp_path / "b.gro")
     gro = app.GromacsGroFile(str(tmp_path / "b.gro")).getPositions(asNumpy=True)._value
     assert graph.positions is not None
@@ -143,7 +145,7 @@ def test_positions_from_a_generated_conformer_or_the_molecule(tmp_path: Path) ->
 
 def test_cli_writes_both_files_and_refuses_to_replace(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "espaloma_like.cli.main", "parametrize",
-               "CC(=O)Nc1ccc(O)cc1"]
+               "CC(=O)Nc1ccc(O)cc1", "--model", "portable"]
     done = subprocess.run([*command, "-o", str(tmp_path / "para.top"), "--format", "gromacs"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -198,10 +200,10 @@ class Solvated:
         return [atom.index for atom in residue.atoms()]
 
 
-@pytest.fixture(scope="module", params=["default", "sage-fit"])
+@pytest.fixture(scope="module", params=["portable", "sage-fit"])
 def solvated(request: pytest.FixtureRequest) -> Solvated:
     """Built in one call per System by the package's SystemGenerator (amber14 + TIP3P), ~1600
-    atoms; the default model has Urey-Bradley springs, sage-fit none."""
+    atoms; the portable model has Urey-Bradley springs, sage-fit none."""
     from openmm_system_helpers import dialanine
 
     from espaloma_like import SystemGenerator
@@ -424,7 +426,7 @@ def test_mixed_14_scales_go_to_amber_and_are_refused_by_gromacs(
 def _ethanol() -> tuple[app.Topology, openmm.System, np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = espaloma_like.parametrize("CCO")
+        result = espaloma_like.parametrize("CCO", model="portable")
     xyz = generate_conformers(result.molecule, n_conformers=1, seed=0)[0]
     return result.to_openmm_topology("ETH"), result.to_openmm_system(), xyz
 
@@ -596,10 +598,25 @@ def test_a_charmm36_system_is_refused_with_the_reason(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         generator = SystemGenerator(["charmm36.xml"], molecules=[PARACETAMOL],
                                     forcefield_kwargs=FLEXIBLE)
-        ligand = espaloma_like.parametrize(PARACETAMOL)
+        ligand = espaloma_like.parametrize(PARACETAMOL, model="portable")
     topology = ligand.to_openmm_topology("LIG")
     system = generator.create_system(topology)
     xyz = generate_conformers(ligand.molecule, n_conformers=1, seed=0)[0]
     with pytest.raises(ExportError, match="CustomNonbondedForce"):
         write_system_amber(topology, system, xyz, tmp_path / "c.prmtop", tmp_path / "c.inpcrd")
     assert not list(tmp_path.iterdir())
+
+
+def test_default_model_is_refused_with_the_portable_one_named(tmp_path: Path) -> None:
+    """The default's LJ and Coulomb within the molecule are custom forces no GROMACS or Amber
+    file made by ParmEd holds: refused before anything is written, naming the way out."""
+    molecule = espaloma_like.parametrize("CC(=O)[O-]")
+    for write, names in ((molecule.to_gromacs, ("m.top", "m.gro")),
+                         (molecule.to_amber, ("m.prmtop", "m.inpcrd"))):
+        with pytest.raises(ExportError, match=r"intramolecular_lj, intramolecular_coulomb.*"
+                                              r"model='portable'"):
+            write(*(tmp_path / name for name in names))
+    assert not any(tmp_path.iterdir())
+    portable = espaloma_like.parametrize("CC(=O)[O-]", model="portable")
+    portable.to_gromacs(tmp_path / "m.top", tmp_path / "m.gro")
+    assert (tmp_path / "m.top").stat().st_size > 0

@@ -322,7 +322,7 @@ def test_cache_holds_core_templates_apart(tmp_path: Path, caplog) -> None:  # ty
 
 
 def test_model_without_system_only_kinds_is_unchanged(tmp_path: Path) -> None:
-    """``default``: the SystemGenerator's System is the one a ForceField with the plain
+    """``portable``: the SystemGenerator's System is the one a ForceField with the plain
     TemplateGenerator builds, its cache entry a complete ffxml."""
     import openmm
     import openmm.app as app
@@ -330,10 +330,11 @@ def test_model_without_system_only_kinds_is_unchanged(tmp_path: Path) -> None:
     from espaloma_like import SystemGenerator
 
     topology = _ligands_topology()
-    generator = SystemGenerator(["amber14/tip3p.xml"], molecules=[PARACETAMOL, ESTER],
+    generator = SystemGenerator(["amber14/tip3p.xml"], small_molecule_forcefield="portable",
+                                molecules=[PARACETAMOL, ESTER],
                                 cache=tmp_path / "templates.json", **_kwargs())
     system = generator.create_system(topology)
-    plain = TemplateGenerator([PARACETAMOL, ESTER])
+    plain = TemplateGenerator([PARACETAMOL, ESTER], model="portable")
     forcefield = app.ForceField("amber14/tip3p.xml")
     forcefield.registerTemplateGenerator(plain.generator)
     options = {**_kwargs()["forcefield_kwargs"], **_kwargs()["periodic_forcefield_kwargs"]}

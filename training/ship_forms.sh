@@ -17,7 +17,7 @@ FORMS=(
   "torsion-coupling|torsion_coupling|the classical terms + Urey-Bradley springs + torsion-torsion coupling of consecutive torsions (OpenMM System only)"
   "learned-lj|learned_lj|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon per atom (Sage as the prior)"
   "intramolecular-lj|intramolecular_lj|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon per atom acting within the molecule only (Sage's LJ between molecules; OpenMM System only)"
-  "intramolecular-nonbonded|intramolecular_nonbonded|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon (sigma within exp(+-0.25)) and Coulomb factors per atom, both acting within the molecule only (Sage's LJ and the model's charges between molecules; OpenMM System and the template generator, no ForceField XML file)"
+  "intramolecular-nonbonded|intramolecular_nonbonded|the classical terms + Urey-Bradley springs + learned LJ sigma / epsilon (sigma within exp(+-0.25)) and Coulomb factors per atom, both acting within the molecule only (Sage's LJ and the model's charges between molecules; every OpenMM route, its ForceField XML file read after import espaloma_like; no GROMACS / Amber files). Its weights are the default's"
   "charged|charged|the classical terms + Urey-Bradley springs, trained with charged molecules drawn 4x as often"
 )
 for entry in "${FORMS[@]}"; do
@@ -26,6 +26,6 @@ for entry in "${FORMS[@]}"; do
   checkpoint="runs/form_$run/best.pt"
   if [ ! -f "$checkpoint" ]; then echo "skip form-$name: no $checkpoint"; continue; fi
   .venv/bin/python training/ship_model.py "$checkpoint" --name "form-$name" \
-    --config $PARENTS "training/train_form_$run.yaml" --data $DATA --domain-copy default \
-    --description "Functional-form option '$name' of the design space (issue 13): $terms. The shipped DFT-tuned model with the option's terms switched on or off, fine-tuned 1500 steps with the same recipe and data as every option (training/train_form_$run.yaml)"
+    --config $PARENTS "training/train_form_$run.yaml" --data $DATA --domain-copy portable \
+    --description "Functional-form option '$name' of the design space (issue 13): $terms. The DFT-tuned portable model (the default when the options were trained) with the option's terms switched on or off, fine-tuned 1500 steps with the same recipe and data as every option (training/train_form_$run.yaml)"
 done

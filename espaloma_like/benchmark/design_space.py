@@ -56,8 +56,9 @@ class FormOption:
 
 #: The options of issue 13, each the shipped ``form-*`` model of its training recipe.
 DEFAULT_OPTIONS: tuple[FormOption, ...] = (
-    FormOption("default", "default",
-               "the shipped model (classical + Urey-Bradley): the start of every option's run"),
+    FormOption("portable", "portable",
+               "the portable model (classical + Urey-Bradley; the default until the "
+               "intramolecular forms): the start of every option's run"),
     FormOption("classical", "form-classical",
                "harmonic bonds and angles, cosine torsions, trefoil impropers, charges, Sage LJ"),
     FormOption("urey_bradley", "form-urey-bradley", "classical + Urey-Bradley springs"),
@@ -68,7 +69,7 @@ DEFAULT_OPTIONS: tuple[FormOption, ...] = (
                "+ torsion-torsion coupling of consecutive torsions"),
     FormOption("learned_lj", "form-learned-lj", "+ learned LJ sigma / epsilon per atom (Sage prior)"),
     FormOption("charged", "form-charged",
-               "the default's terms, charged molecules drawn 4x as often in training"),
+               "the portable model's terms, charged molecules drawn 4x as often in training"),
 )
 
 

@@ -176,17 +176,21 @@ def machine_description() -> dict[str, Any]:
 
 
 def _term_counts(system: Any) -> dict[str, int]:
-    """Bonded-term counts of an exported ``openmm.System``: bonds, Urey-Bradley springs (the
-    HarmonicBondForce in the angles' force group), angles, torsions (propers + impropers)."""
+    """Term counts of an exported ``openmm.System``: bonds, Urey-Bradley springs (the
+    HarmonicBondForce in the angles' force group), angles, torsions (propers + impropers), and
+    the intramolecular pair corrections (``CustomBondForce`` pairs in the nonbonded group: LJ
+    and Coulomb learned within the molecule)."""
     from espaloma_like.termkinds import FORCE_GROUPS
 
-    counts = {"bonds": 0, "urey_bradley": 0, "angles": 0, "torsions": 0}
+    counts = {"bonds": 0, "urey_bradley": 0, "angles": 0, "torsions": 0, "pair_corrections": 0}
     for force in system.getForces():
         for key, getter in (("bonds", "getNumBonds"), ("angles", "getNumAngles"),
                             ("torsions", "getNumTorsions")):
             if hasattr(force, getter):
                 if key == "bonds" and force.getForceGroup() == FORCE_GROUPS["angle"]:
                     key = "urey_bradley"
+                elif key == "bonds" and force.getForceGroup() == FORCE_GROUPS["nonbonded"]:
+                    key = "pair_corrections"
                 counts[key] += int(getattr(force, getter)())
     return counts
 

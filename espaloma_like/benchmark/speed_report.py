@@ -85,6 +85,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{n} {c['bonds']} bonds, {c['angles']} angles"
             + (f" + {c['urey_bradley']} Urey-Bradley springs" if c.get("urey_bradley") else "")
             + f", {c['torsions']} torsions"
+            + (f", {c['pair_corrections']} intramolecular pair corrections"
+               if c.get("pair_corrections") else "")
             for n, c in tc.items()) + ".")
     add(f"Vacuum: {md['setups']['vacuum']}. TIP3P/PME: {md['setups']['tip3p_pme']}. "
         f"{md['integrator']}.")

@@ -82,6 +82,17 @@ def _molecule_system(graph: MoleculeGraph, parameters: ParameterSet, residue_nam
                      ) -> tuple[openmm.app.Topology, openmm.System]:
     from espaloma_like.export.ffxml import to_openmm_topology
     from espaloma_like.export.openmm_system import to_openmm_system
+    from espaloma_like.termkinds import export_order
+
+    system_only = [kind.name for kind, _ in export_order(parameters) if kind.system_only]
+    if system_only:
+        model = parameters.provenance.get("model", "this model")
+        raise ExportError(
+            f"{model} gives term kinds ({', '.join(system_only)}) that GROMACS and Amber files "
+            "made by ParmEd cannot hold (custom OpenMM forces); parametrize with "
+            "model='portable' (command line: --model portable; every term a plain one) for "
+            "these files, or keep this model "
+            "in OpenMM (to_openmm_system(), the ForceField XML file, the template generator)")
 
     return to_openmm_topology(graph, residue_name), to_openmm_system(parameters, graph.masses)
 

@@ -225,7 +225,9 @@ def normalized_system(topology: openmm.app.Topology, system: openmm.System) -> o
         raise ExportError(
             f"the System has {', '.join(unknown)}, which GROMACS and Amber files made by ParmEd "
             "cannot hold exactly (CHARMM's LennardJonesForce and NBFIX are CustomNonbondedForce "
-            f"and CustomBondForce); exportable forces: {', '.join(WRITTEN_FORCES)}")
+            "and CustomBondForce; so are the default model's corrections within the molecule: "
+            "build the System with the 'portable' model for these files); exportable forces: "
+            f"{', '.join(WRITTEN_FORCES)}")
     nonbonded = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
     if len(nonbonded) > 1:
         raise ExportError(f"the System has {len(nonbonded)} NonbondedForces; one can be exported")

@@ -239,8 +239,9 @@ class TermKind:
     config_flag: ClassVar[str | None] = None
     readout: ClassVar[ReadoutSpec | None] = None
     fields: ClassVar[tuple[ParameterField, ...]] = ()
-    #: why the kind has no ForceField XML form (None: it has one). Such a kind exports to the
-    #: OpenMM System only; the ffxml route refuses parameters holding it, with this reason.
+    #: why the kind has no ForceField XML element (None: it has one). Such a kind exports as its
+    #: OpenMM force: in the System, and in a ForceField XML file only inside the package's
+    #: ``<EspalomaLikeMolecule>`` element (:mod:`espaloma_like.export.system_only`).
     system_only: ClassVar[str | None] = None
     #: a fresh readout's head starts at zero weight and bias, so that every term gets the same
     #: starting parameters, whatever the rest of the weights (grafted onto a trained model, an

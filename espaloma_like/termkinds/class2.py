@@ -27,9 +27,9 @@ not :class:`~espaloma_like.nn.model.HeadStatistics` fields, so no existing check
 
 Export: one OpenMM ``CustomCompoundBondForce`` (3 particles per angle, per-bond ``kbb``,
 ``kba``, ``b1``, ``b2``, ``theta0``) in the System. OpenMM's ``ForceField`` has no generator for
-``CustomCompoundBondForce``, so the kind is System-only (:attr:`Class2.system_only`): the ffxml
-route refuses parameters holding it; use the serialized System XML instead. ParmEd's GROMACS
-and Amber files have no such term either: those exports refuse a System with it.
+``CustomCompoundBondForce``, so the kind is System-only (:attr:`Class2.system_only`): a
+ForceField XML file carries it only inside the package's ``<EspalomaLikeMolecule>`` element.
+ParmEd's GROMACS and Amber files have no such term either: those exports refuse it.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ product ``(f_i f_j - 1) s_ij q_i q_j`` (pairs where it vanishes left out), no cu
 periodic boundary conditions, like the ``NonbondedForce`` exceptions. Under PME, the
 ``NonbondedForce`` computes the molecule's own pairs with Ewald's split; the correction adds the
 plain vacuum difference, as the 1-4 exceptions do. System-only (no ForceField XML form, for the
-reason of :mod:`~espaloma_like.termkinds.intramolecular_lj`); ParmEd's GROMACS and Amber files
-refuse the ``CustomBondForce``.
+reason of :mod:`~espaloma_like.termkinds.intramolecular_lj`; a ForceField XML file carries it
+inside the package's ``<EspalomaLikeMolecule>`` element); ParmEd's GROMACS and Amber files
+refuse it.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ cutoff method the ``NonbondedForce`` drops Sage's part of pairs farther apart th
 (switched from the switch distance) while the correction keeps them: for those few pairs of a
 large ligand, more than 0.8-0.9 nm apart, the learned part acts without the cutoff (LJ there is
 hundredths of a kJ/mol). There is
-no ForceField XML form (:attr:`IntramolecularLJ.system_only`); ParmEd's GROMACS and Amber files
-refuse a System with the ``CustomBondForce``.
+no ForceField XML element for it (:attr:`IntramolecularLJ.system_only`): a ForceField XML file
+carries it inside the package's ``<EspalomaLikeMolecule>`` element; ParmEd's GROMACS and Amber
+files refuse it.
 """
 
 from __future__ import annotations

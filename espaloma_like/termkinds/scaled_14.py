@@ -32,7 +32,8 @@ force at all when none is left. It does not use periodic boundary conditions: ne
 False by default and the package never sets it), under any nonbonded method, PME included.
 There is no ForceField XML form (:attr:`Scaled14.system_only`): OpenMM's ``CustomBondForce``
 generator applies to bonds of the Topology only, and its ``NonbondedForce`` has only global 1-4
-scales. ParmEd's GROMACS and Amber files refuse a System with the ``CustomBondForce``.
+scales (a ForceField XML file carries it inside the package's ``<EspalomaLikeMolecule>``
+element). ParmEd's GROMACS and Amber files refuse it.
 """
 
 from __future__ import annotations

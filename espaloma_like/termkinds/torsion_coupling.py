@@ -20,8 +20,9 @@ starts at exactly 0 and a model grafted with the kind starts as the model withou
 is a module constant, not a :class:`~espaloma_like.nn.model.HeadStatistics` field, so no existing
 checkpoint changes. Export: one OpenMM ``CustomCompoundBondForce`` (5 particles, per-bond
 couplings) in the System. OpenMM's ``ForceField`` has no generator for that force (its
-``CMAPTorsion`` is a bicubic grid, not this series), so the kind is System-only: the ffxml route
-refuses it, and ParmEd's GROMACS and Amber files refuse a System with it.
+``CMAPTorsion`` is a bicubic grid, not this series), so the kind is System-only: a ForceField
+XML file carries it only inside the package's ``<EspalomaLikeMolecule>`` element, and ParmEd's
+GROMACS and Amber files refuse it.
 """
 
 from __future__ import annotations
