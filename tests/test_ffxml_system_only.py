@@ -156,3 +156,18 @@ def test_plain_models_still_write_plain_files() -> None:
     xml = parametrize("CCO", model="form-urey-bradley").to_forcefield_xml()
     assert WRAPPER_TAG not in xml
     assert ET.fromstring(xml).find("Residues/Residue") is not None
+
+
+def test_another_models_template_of_the_same_name_is_refused(acetate) -> None:  # type: ignore[no-untyped-def]
+    """Two models' files for one molecule share its residue name: loading both into one
+    ForceField would let the first serve both, so the second is refused, loudly."""
+    import openmm.app as app
+
+    other = parametrize(ACETATE, model="form-intramolecular-lj").to_forcefield_xml()
+    forcefield = app.ForceField(io.StringIO(acetate.to_forcefield_xml()))
+    with pytest.raises(ValueError, match="different residue template named"):
+        forcefield.loadFile(io.StringIO(other))
+    renamed = parametrize(ACETATE, model="form-intramolecular-lj").to_forcefield_xml(
+        residue_name="ACT-LJ")
+    forcefield.loadFile(io.StringIO(renamed))  # a distinct name loads beside it
+    assert "ACT-LJ" in forcefield._templates

@@ -230,6 +230,12 @@ def load_core_template(forcefield: openmm.app.ForceField, template: CachedTempla
     """Load a core template into ``forcefield`` (once) and make its :class:`SystemOnlyForces`
     generator know it; the template's name.
 
+    Raises
+    ------
+    ValueError
+        The force field holds a different template of that name (loading the same template
+        again does nothing).
+
     Parameters
     ----------
     forcefield : openmm.app.ForceField
@@ -240,9 +246,19 @@ def load_core_template(forcefield: openmm.app.ForceField, template: CachedTempla
         The ffxml to load in place of ``template.ffxml`` (the same template adapted to the
         host force field's conventions, same atom types).
     """
-    SystemOnlyForces.on(forcefield).add_template(template)
     name = template_name_of(template.ffxml)
-    if name not in getattr(forcefield, "_templates", {}):
+    loaded = getattr(forcefield, "_templates", {}).get(name)
+    if loaded is not None:
+        prefix = type_prefix_of(template.ffxml)
+        types = {str(atom.type).rpartition("-")[0] for atom in getattr(loaded, "atoms", [])}
+        if types != {prefix}:  # another model's (or charge mode's) template of that name
+            raise ValueError(
+                f"the ForceField already holds a different residue template named {name!r} "
+                "(another model's or charge mode's parameters for the molecule, or another "
+                "molecule); write the files with distinct residue names "
+                "(to_forcefield_xml(residue_name=...))")
+    SystemOnlyForces.on(forcefield).add_template(template)
+    if loaded is None:
         forcefield.loadFile(io.StringIO(ffxml if ffxml is not None else template.ffxml))
     return name
 
