@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--industry", default="../shared/qm-reference/openff_industry_b3lyp")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
+    if not Path(args.industry).is_dir():
+        parser.error(f"no industry data folder {args.industry} (the OpenFF industry SDF files)")
 
     from rdkit import Chem
     from tqdm import tqdm
