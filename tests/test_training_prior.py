@@ -65,7 +65,8 @@ def test_prior_weight_needs_the_reference_model() -> None:
     assert metrics["prior"] == 0.0
 
 
-def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation() -> None:
+@pytest.mark.parametrize("terminal", [False, True])
+def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation(terminal: bool) -> None:
     import numpy as np
 
     from espaloma_like.api import parametrize
@@ -74,10 +75,14 @@ def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation() -> Non
     from espaloma_like.training.evaluate import mm_energies_forces
     from espaloma_like.training.loss import rotor_torques
 
-    graph = from_smiles("CCCC(=O)[O-]")
+    graph = from_smiles("C[C@@H](O)CC(=O)[O-]")
     prepared = prepare_molecule(graph, CONFIG.atom_features, CONFIG.bond_features)
-    axes, members = rotors(prepared)
-    assert len(axes) == 2  # C-C-C-C and C-C-C(=O)O; the methyl rotor is not rotatable
+    axes, members = rotors(prepared, terminal=terminal)
+    # C-C-C-C and C-C-C(=O)O; the terminal methyl and hydroxyl rotors only when asked for
+    assert len(axes) == (4 if terminal else 2)
+    if terminal:  # a terminal rotor turns its axis atom and the terminal atoms alone
+        sizes = sorted(int((members[:, 0] == t).sum()) for t in (2, 3))  # after the others
+        assert sizes == [2, 4]  # O + H, C + 3 H
     # canonical order throughout
     xyz = generate_conformers(graph, 1)[0][prepared.to_input]
     parameters = parametrize(graph).parameters
@@ -109,3 +114,21 @@ def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation() -> Non
         h = 1e-4
         derivative = (energy(rotated(h)) - energy(rotated(-h))) / (2 * h)
         assert torques[t] == pytest.approx(-derivative, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize(("smiles", "expected"), [
+    ("CO", {frozenset({0, 1})}),                      # both ends terminal: one bond, twice
+    ("OCC[NH3+]", {frozenset({0, 1}), frozenset({2, 3})}),
+    ("FC(F)(F)c1ccccc1", {frozenset({1, 4})}),         # -CF3 on a ring
+    ("Oc1ccccc1", {frozenset({0, 1})}),
+    ("CCC", {frozenset({0, 1}), frozenset({1, 2})}),
+    ("O", set()), ("C#N", set()),                     # no dihedral about these
+])
+def test_terminal_rotor_bonds(smiles: str, expected: set[frozenset[int]]) -> None:
+    from espaloma_like.training.dataset import terminal_rotor_bonds
+
+    found = terminal_rotor_bonds(from_smiles(smiles))
+    assert {frozenset(b) for b in found} == expected
+    for j, k in found:  # k is the end that carries only terminal atoms
+        atom = from_smiles(smiles).rdkit_mol.GetAtomWithIdx(k)
+        assert all(n.GetDegree() == 1 for n in atom.GetNeighbors() if n.GetIdx() != j)

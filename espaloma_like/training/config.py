@@ -48,6 +48,9 @@ class DataConfig(_Strict):
     #: are left out (raw ETKDG clashes); None switches a limit off
     max_relative_energy_kcal: float | None = 150.0
     max_force_kcal_per_a: float | None = 300.0
+    #: the loss's torques (``loss.torque_weight``) also about terminal rotors (-OH, -NH2, -CH3,
+    #: ...), not only about the rotatable bonds between heavy groups
+    terminal_rotor_torques: bool = False
     conformations_per_molecule: int = Field(default=16, ge=2)
     batch_molecules: int = Field(default=32, ge=1)
 

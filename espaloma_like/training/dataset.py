@@ -141,8 +141,17 @@ def lennard_jones_clashes(graph: MoleculeGraph, conformations: np.ndarray,
     return clash
 
 
-def rotors(prepared: PreparedMolecule) -> tuple[np.ndarray, np.ndarray]:
+def rotors(prepared: PreparedMolecule, terminal: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Rotatable bonds of a prepared molecule and, for each, the atoms of its smaller side.
+
+    Parameters
+    ----------
+    prepared : PreparedMolecule
+    terminal : bool
+        Also the terminal rotors (:func:`terminal_rotor_bonds`: -OH, -NH2, -SH, -CH3, -CF3,
+        ...), whose turning side is the terminal atoms alone. Where their hydrogens point is
+        part of the geometry a minimization must keep (polar hydrogens carry a fifth of the
+        default's all-atom RMSD, ``benchmarks/rmsd_heavy_atoms.py``).
 
     Returns
     -------
@@ -163,7 +172,14 @@ def rotors(prepared: PreparedMolecule) -> tuple[np.ndarray, np.ndarray]:
 
     axes: list[tuple[int, int]] = []
     members: list[tuple[int, int]] = []
-    for _, j_in, k_in, _ in rotatable_torsions(prepared.graph):
+    bonds = [(j, k) for _, j, k, _ in rotatable_torsions(prepared.graph)]
+    if terminal:  # each bond once (both ends of methanol's C-O are terminal rotors)
+        taken = {frozenset(b) for b in bonds}
+        for bond in terminal_rotor_bonds(prepared.graph):
+            if frozenset(bond) not in taken:
+                taken.add(frozenset(bond))
+                bonds.append(bond)
+    for j_in, k_in in bonds:
         j, k = int(canonical[j_in]), int(canonical[k_in])
         seen, stack = {k}, [k]
         while stack:
@@ -183,11 +199,36 @@ def rotors(prepared: PreparedMolecule) -> tuple[np.ndarray, np.ndarray]:
             np.array(members, dtype=np.int64).reshape(-1, 2))
 
 
+def terminal_rotor_bonds(graph: MoleculeGraph) -> list[tuple[int, int]]:
+    """Bonds ``(j, k)`` (input atom order) about which only terminal atoms bonded to ``k`` turn.
+
+    Single, non-ring bonds whose end ``k`` carries one or more terminal atoms (H, halogens) and
+    nothing else besides ``j``, while ``j`` has another neighbour: -OH, -SH, -NH2, -NH3+, -CH3,
+    -CF3. ``k`` must not be linear (no dihedral there). These are the rotors
+    :func:`~espaloma_like.data.sampling.rotatable_torsions` leaves out.
+    """
+    from rdkit import Chem
+
+    out = []
+    for bond in graph.rdkit_mol.GetBonds():
+        if bond.GetBondType() != Chem.BondType.SINGLE or bond.IsInRing():
+            continue
+        for j_atom, k_atom in ((bond.GetBeginAtom(), bond.GetEndAtom()),
+                               (bond.GetEndAtom(), bond.GetBeginAtom())):
+            j, k = j_atom.GetIdx(), k_atom.GetIdx()
+            others = [a for a in k_atom.GetNeighbors() if a.GetIdx() != j]
+            if (others and all(a.GetDegree() == 1 for a in others) and j_atom.GetDegree() > 1
+                    and k_atom.GetHybridization() != Chem.HybridizationType.SP):
+                out.append((j, k))
+    return out
+
+
 def load_training_molecules(
     paths: Sequence[str | Path | DataFile], config: ModelConfig, max_conformations: int | None = None,
     seed: int = 0, skipped: list[str] | None = None,
     max_relative_energy_kcal: float | None = MAX_RELATIVE_ENERGY_KCAL,
     max_force_kcal_per_a: float | None = MAX_FORCE_KCAL_PER_A,
+    terminal_rotors: bool = False,
 ) -> list[TrainingMolecule]:
     """Read QM files (any format of :func:`~espaloma_like.data.readers.read_qm_records`).
 
@@ -197,6 +238,7 @@ def load_training_molecules(
     Optimized minima (``force_label == "zero_at_minimum"``) have no forces to check and keep
     every conformation; a single minimum is kept too (its zero-force target still teaches).
     A :class:`DataFile` entry's weights are carried by each of its molecules.
+    ``terminal_rotors`` adds the terminal rotors to each molecule's torque axes (:func:`rotors`).
     """
     import json
 
@@ -235,7 +277,7 @@ def load_training_molecules(
             if max_conformations is not None and len(keep) > max_conformations:
                 keep = np.sort(rng.choice(keep, size=max_conformations, replace=False))
             order = prepared.to_input
-            axes, members = rotors(prepared)
+            axes, members = rotors(prepared, terminal=terminal_rotors)
             kinds = tuple(json.loads(record.metadata.get("kinds", "[]")))
             out.append(TrainingMolecule(
                 prepared=prepared,

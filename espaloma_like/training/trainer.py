@@ -199,7 +199,8 @@ class Trainer:
                 config.data.files, self.model.config,
                 config.data.max_conformations_per_molecule, seed=config.seed, skipped=skipped,
                 max_relative_energy_kcal=config.data.max_relative_energy_kcal,
-                max_force_kcal_per_a=config.data.max_force_kcal_per_a)
+                max_force_kcal_per_a=config.data.max_force_kcal_per_a,
+                terminal_rotors=config.data.terminal_rotor_torques)
             for line in skipped:
                 logger.warning("skipped %s", line)
             train, validation, _held_out = split_molecules(molecules, config.data.validation_fraction)
