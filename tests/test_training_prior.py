@@ -42,6 +42,30 @@ def test_prior_is_zero_at_the_reference_and_counts_each_deviation() -> None:
     assert float(prior_deviation(shifted, predicted, stats, ~labelled)) == pytest.approx(1.0)
 
 
+def test_prior_leaves_excluded_kinds_free() -> None:
+    model, predicted = _predicted()
+    stats = model.config.heads
+    labelled = torch.ones(predicted.charges.shape[0], dtype=torch.bool)
+    doubled = predicted.replace_block("propers", k=predicted.propers.k * 2.0 + 0.1)
+    assert float(prior_deviation(doubled, predicted, stats, labelled)) > 0.0
+    assert float(prior_deviation(doubled, predicted, stats, labelled, exclude=("propers",))) == 0.0
+    softer = doubled.replace_block("bonds", k=predicted.bonds.k * 0.5)  # the others still count
+    assert float(prior_deviation(softer, predicted, stats, labelled,
+                                 exclude=("propers",))) == pytest.approx(0.25)
+
+
+def test_prior_exclude_refuses_unknown_kinds(tmp_path: object) -> None:
+    from espaloma_like.exceptions import TrainingSetupError
+    from espaloma_like.training.config import DataConfig, LossConfig, TrainConfig
+    from espaloma_like.training.trainer import Trainer
+
+    config = TrainConfig(data=DataConfig(train_files=("unused.h5",)), model=CONFIG,
+                         loss=LossConfig(prior_weight=1.0, prior_exclude=("proper",)),
+                         output_dir=str(tmp_path), tensorboard=False)
+    with pytest.raises(TrainingSetupError, match=r"prior_exclude.*'proper'.*propers"):
+        Trainer(config, train=[], validation=[], progress=False)
+
+
 def test_prior_weight_needs_the_reference_model() -> None:
     import numpy as np
 

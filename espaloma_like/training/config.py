@@ -85,6 +85,9 @@ class LossConfig(_Strict):
     #: equilibrium values, and the softened model's minima drift (multi-fidelity training:
     #: curvature and charges from the xTB-trained start, geometry and energies from DFT)
     prior_weight: float = Field(default=0.0, ge=0.0)
+    #: term kinds the prior leaves free (registry names, e.g. ``[propers]``: torsion barriers
+    #: from the DFT data instead of from the xTB-trained start)
+    prior_exclude: tuple[str, ...] = ()
     #: weight of the torque errors about rotatable bonds (units of 1 kcal/mol/rad, times each
     #: file's force weight): the generalized forces of the torsions, which decide where a
     #: minimization ends but are small next to bond-stretch forces in the force loss

@@ -132,17 +132,19 @@ def rotor_torques(xyz: torch.Tensor, forces: torch.Tensor, axes: torch.Tensor,
 
 
 def prior_deviation(predicted: PredictedParameters, reference: PredictedParameters,
-                    stats: HeadStatistics, charge_mask: torch.Tensor) -> torch.Tensor:
+                    stats: HeadStatistics, charge_mask: torch.Tensor,
+                    exclude: Sequence[str] = ()) -> torch.Tensor:
     """Mean squared deviation of force constants and unlabelled charges from a reference model.
 
     Every term kind both predict contributes its ``prior_deviation``: bonds, angles (and Morse
     depths) relative to the reference's constants; torsions, impropers and Urey-Bradley springs
     in units of their head scales. Charges of atoms without labels (``~charge_mask``) count in
-    units of 0.05 e. Equilibrium values are free.
+    units of 0.05 e. Equilibrium values are free. Kinds named in ``exclude`` are left free too.
     """
     total = predicted.charges.new_zeros((), dtype=torch.float64)
     deviations = [get_kind(name).prior_deviation(block, reference.blocks[name], stats)
-                  for name, block in predicted.blocks.items() if name in reference.blocks]
+                  for name, block in predicted.blocks.items()
+                  if name in reference.blocks and name not in exclude]
     if deviations:  # each kind's own measure (its module), in registry order
         total = deviations[0]
         for deviation in deviations[1:]:
@@ -231,7 +233,8 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
             raise ValueError("loss.prior_weight > 0 needs the reference (starting) model")
         with torch.no_grad():
             reference = reference_model(graph)
-        prior = prior_deviation(predicted, reference, stats, batch.charge_mask)
+        prior = prior_deviation(predicted, reference, stats, batch.charge_mask,
+                                exclude=config.prior_exclude)
         loss = loss + config.prior_weight * prior
     metrics = {
         "loss": float(loss.detach()),

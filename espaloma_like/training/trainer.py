@@ -190,6 +190,14 @@ class Trainer:
         self.model = build_model(config).to(self.device)
         # the frozen starting model that loss.prior_weight anchors to (before any resume)
         self.reference_model: ParameterModel | None = None
+        if config.loss.prior_exclude:  # a misspelt kind would silently stay anchored
+            from espaloma_like.termkinds import get_kind
+
+            for name in config.loss.prior_exclude:
+                try:
+                    get_kind(name)
+                except KeyError as err:
+                    raise TrainingSetupError(f"loss.prior_exclude: {err.args[0]}") from None
         if config.loss.prior_weight > 0:
             self.reference_model = copy.deepcopy(self.model).eval()
             self.reference_model.requires_grad_(False)
