@@ -156,3 +156,75 @@ def test_terminal_rotor_bonds(smiles: str, expected: set[frozenset[int]]) -> Non
     for j, k in found:  # k is the end that carries only terminal atoms
         atom = from_smiles(smiles).rdkit_mol.GetAtomWithIdx(k)
         assert all(n.GetDegree() == 1 for n in atom.GetNeighbors() if n.GetIdx() != j)
+
+
+def test_rotor_stiffness_is_the_curvature_of_the_torsion_energy_along_the_rotation() -> None:
+    import numpy as np
+
+    from espaloma_like.api import parametrize
+    from espaloma_like.molecule import generate_conformers
+    from espaloma_like.termkinds.propers import periodic_torsion_energy
+    from espaloma_like.training.dataset import rotors
+    from espaloma_like.training.loss import rotor_stiffness
+
+    graph = from_smiles("C[C@@H](O)CC(=O)[O-]")
+    prepared = prepare_molecule(graph, CONFIG.atom_features, CONFIG.bond_features)
+    axes, members = rotors(prepared, terminal=True)
+    order = prepared.to_input
+    axes, members = order[axes], np.column_stack([members[:, 0], order[members[:, 1]]])
+    xyz = generate_conformers(graph, 1)[0]  # input order throughout
+    propers = parametrize(graph).parameters.propers.to(dtype=torch.float64)
+    stiffness = rotor_stiffness(torch.as_tensor(xyz[None]), propers, torch.as_tensor(axes))[0]
+
+    def energy(x: np.ndarray) -> float:
+        return float(periodic_torsion_energy(torch.as_tensor(x[None]), propers.indices,
+                                             propers.k, propers.phase).sum())
+
+    assert len(axes) == 4
+    assert float(stiffness.abs().max()) > 0.1  # not trivially zero
+    for t, (j, k) in enumerate(axes):
+        side = members[members[:, 0] == t, 1]
+        u = (xyz[k] - xyz[j]) / np.linalg.norm(xyz[k] - xyz[j])
+
+        def rotated(angle: float, u: np.ndarray = u, k: int = k, side: np.ndarray = side,
+                    ) -> np.ndarray:
+            c, s = np.cos(angle), np.sin(angle)
+            r = xyz[side] - xyz[k]
+            moved = xyz.copy()
+            moved[side] = xyz[k] + r * c + np.cross(u, r) * s + np.outer(r @ u, u) * (1 - c)
+            return moved
+
+        h = 1e-3
+        curvature = (energy(rotated(h)) - 2 * energy(xyz) + energy(rotated(-h))) / h**2
+        assert float(stiffness[t]) == pytest.approx(curvature, rel=1e-4, abs=1e-3)
+
+
+def test_torque_stiffness_floor_weighs_only_rotors_stiffer_than_it() -> None:
+    import numpy as np
+
+    from espaloma_like.molecule import generate_conformers
+    from espaloma_like.training.config import LossConfig
+    from espaloma_like.training.dataset import TrainingMolecule, rotors
+    from espaloma_like.training.loss import compute_loss, make_batch
+
+    graph = from_smiles("CCCC(=O)[O-]")
+    prepared = prepare_molecule(graph, CONFIG.atom_features, CONFIG.bond_features)
+    axes, members = rotors(prepared, terminal=True)
+    xyz = np.stack([c[prepared.to_input] for c in generate_conformers(graph, 3)])
+    rng = np.random.default_rng(0)
+    molecule = TrainingMolecule(prepared, xyz, rng.normal(size=len(xyz)), np.zeros_like(xyz),
+                                None, "butanoate", "", "train", rotor_axes=axes,
+                                rotor_members=members)
+    torch.manual_seed(0)
+    model = ParameterModel(CONFIG)
+
+    def loss(floor: float | None) -> float:
+        batch = make_batch([molecule], len(xyz), np.random.default_rng(0))
+        config = LossConfig(energy_weight=0.0, force_weight=0.0, charge_weight=0.0,
+                            torsion_l2=0.0, torque_weight=1.0, torque_stiffness_floor=floor)
+        return float(compute_loss(model, batch, config, create_graph=False)[0].detach())
+
+    plain = loss(None)
+    assert plain > 0.0
+    assert loss(1e6) == pytest.approx(plain, rel=1e-12)  # every rotor softer than the floor
+    assert 0.0 < loss(1e-3) < plain  # every rotor stiffer: all weights below one

@@ -92,6 +92,11 @@ class LossConfig(_Strict):
     #: file's force weight): the generalized forces of the torsions, which decide where a
     #: minimization ends but are small next to bond-stretch forces in the force loss
     torque_weight: float = Field(default=0.0, ge=0.0)
+    #: weigh each torque error by ``(floor / max(stiffness, floor))^2``, the rotor's torsion
+    #: stiffness (kcal/mol/rad^2, :func:`~espaloma_like.training.loss.rotor_stiffness`): what a
+    #: minimization turns a rotor by is the torque error over the stiffness, so soft rotors
+    #: keep full weight and stiff ones less; None weighs every rotor alike
+    torque_stiffness_floor: float | None = Field(default=None, gt=0.0)
 
 
 class OptimizerConfig(_Strict):

@@ -17,6 +17,7 @@ from espaloma_like.mm.energy import energy_terms
 from espaloma_like.nn.assemble import batch_parameter_set
 from espaloma_like.nn.batch import GraphBatch, collate
 from espaloma_like.nn.model import HeadStatistics, ParameterModel, PredictedParameters
+from espaloma_like.parameters import TorsionParameters
 from espaloma_like.termkinds import get_kind
 from espaloma_like.termkinds.base import scaled_deviation
 from espaloma_like.training.config import LossConfig
@@ -131,6 +132,55 @@ def rotor_torques(xyz: torch.Tensor, forces: torch.Tensor, axes: torch.Tensor,
     return forces.new_zeros(xyz.shape[0], axes.shape[0]).index_add_(1, bond, contribution)
 
 
+def rotor_stiffness(xyz: torch.Tensor, propers: TorsionParameters,
+                    axes: torch.Tensor) -> torch.Tensor:
+    """Curvature of the proper torsion energy along each rotor's rigid rotation.
+
+    Turning one side of bond ``j-k`` rigidly changes every dihedral about ``j-k`` by the same
+    angle, so the curvature is the sum of ``-sum_n k_n n^2 cos(n phi - phase_n)`` over the
+    torsions about that bond. The torsion terms only: the 1-4 and longer-range pairs add to
+    the true stiffness, so this is an estimate (for weighting, not for physics).
+
+    Parameters
+    ----------
+    xyz : torch.Tensor
+        (K, N, 3) nm.
+    propers : TorsionParameters
+        The batch's proper torsions (atom indices into ``xyz``'s second axis).
+    axes : torch.Tensor
+        (T, 2) rotor bonds, as in :class:`TrainingBatch`.
+
+    Returns
+    -------
+    torch.Tensor
+        (K, T) kJ/mol/rad^2; zero for a rotor with no torsion term.
+    """
+    from espaloma_like.mm.geometry import dihedrals
+
+    n_atoms = xyz.shape[1]
+    out = xyz.new_zeros(xyz.shape[0], axes.shape[0])
+    indices = propers.indices.reshape(-1, 4)
+    if not indices.shape[0] or not axes.shape[0]:
+        return out
+
+    def bond_key(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(a, b) * n_atoms + torch.maximum(a, b)
+
+    rotor_keys = bond_key(axes[:, 0], axes[:, 1])
+    order = torch.argsort(rotor_keys)
+    torsion_keys = bond_key(indices[:, 1], indices[:, 2])
+    position = torch.searchsorted(rotor_keys[order], torsion_keys).clamp(max=len(order) - 1)
+    about_a_rotor = rotor_keys[order][position] == torsion_keys
+    if not bool(about_a_rotor.any()):
+        return out
+    phi = dihedrals(xyz, indices[about_a_rotor])
+    n = torch.arange(1, propers.k.shape[-1] + 1, dtype=phi.dtype, device=phi.device)
+    k = propers.k[about_a_rotor].to(phi.dtype)
+    phase = propers.phase[about_a_rotor].to(phi.dtype)
+    curvature = -(k * n.pow(2) * torch.cos(phi[..., None] * n - phase)).sum(-1)  # (K, T')
+    return out.index_add_(1, order[position[about_a_rotor]], curvature)
+
+
 def prior_deviation(predicted: PredictedParameters, reference: PredictedParameters,
                     stats: HeadStatistics, charge_mask: torch.Tensor,
                     exclude: Sequence[str] = ()) -> torch.Tensor:
@@ -213,7 +263,15 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
     torque_mse = weighted_torque = energy_mse.new_zeros(())
     if batch.rotor_axes.shape[0]:
         torque_se = (rotor_torques(xyz.detach(), force_error, batch.rotor_axes, batch.rotor_members)
-                     / TORQUE_UNIT).pow(2).mean(0)  # (T,)
+                     / TORQUE_UNIT).pow(2)  # (K, T)
+        if config.torque_stiffness_floor is not None:
+            # a torque error turns a rotor by about error / stiffness on minimization: stiff
+            # rotors (conjugated, amide-like) barely move, soft ones decide the geometry
+            floor = config.torque_stiffness_floor * KCAL_TO_KJ  # kJ/mol/rad^2
+            with torch.no_grad():
+                stiffness = rotor_stiffness(xyz.detach(), parameters.propers, batch.rotor_axes)
+                torque_se = torque_se * (floor / stiffness.clamp(min=floor)).pow(2)
+        torque_se = torque_se.mean(0)  # (T,)
         torque_mse = torque_se.mean()
         weighted_torque = (torque_se * batch.force_weights.to(torque_se)[batch.rotor_molecule]).mean()
     mask = batch.charge_mask
