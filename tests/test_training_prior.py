@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,16 @@ from espaloma_like.nn.model import ModelConfig, ParameterModel
 from espaloma_like.training.loss import prior_deviation
 
 CONFIG = ModelConfig(hidden=16, n_layers=1, readout_hidden=16, urey_bradley=True)
+
+
+def _turn_side(xyz: np.ndarray, j: int, k: int, side: np.ndarray, angle: float) -> np.ndarray:
+    """``xyz`` (N, 3) with the atoms ``side`` turned rigidly by ``angle`` (rad) about bond j-k."""
+    u = (xyz[k] - xyz[j]) / np.linalg.norm(xyz[k] - xyz[j])
+    c, s = np.cos(angle), np.sin(angle)
+    r = xyz[side] - xyz[k]
+    moved = xyz.copy()
+    moved[side] = xyz[k] + r * c + np.cross(u, r) * s + np.outer(r @ u, u) * (1 - c)
+    return moved
 
 
 def _predicted() -> tuple[ParameterModel, object]:
@@ -67,8 +78,6 @@ def test_prior_exclude_refuses_unknown_kinds(tmp_path: object) -> None:
 
 
 def test_prior_weight_needs_the_reference_model() -> None:
-    import numpy as np
-
     from espaloma_like.training.config import LossConfig
     from espaloma_like.training.dataset import TrainingMolecule
     from espaloma_like.training.loss import compute_loss, make_batch
@@ -91,8 +100,6 @@ def test_prior_weight_needs_the_reference_model() -> None:
 
 @pytest.mark.parametrize("terminal", [False, True])
 def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation(terminal: bool) -> None:
-    import numpy as np
-
     from espaloma_like.api import parametrize
     from espaloma_like.molecule import generate_conformers
     from espaloma_like.training.dataset import rotors
@@ -124,19 +131,9 @@ def test_rotor_torque_is_minus_the_energy_derivative_along_the_rotation(terminal
                             torch.as_tensor(axes), torch.as_tensor(members))[0].numpy()
     for t, (j, k) in enumerate(axes):
         side = members[members[:, 0] == t, 1]
-        u = (xyz[k] - xyz[j]) / np.linalg.norm(xyz[k] - xyz[j])
-
-        def rotated(angle: float, u: np.ndarray = u, k: int = k, side: np.ndarray = side,
-                    ) -> np.ndarray:
-            c, s = np.cos(angle), np.sin(angle)
-            r = xyz[side] - xyz[k]
-            turned = r * c + np.cross(u, r) * s + np.outer(r @ u, u) * (1 - c)
-            moved = xyz.copy()
-            moved[side] = xyz[k] + turned
-            return moved
-
         h = 1e-4
-        derivative = (energy(rotated(h)) - energy(rotated(-h))) / (2 * h)
+        derivative = (energy(_turn_side(xyz, j, k, side, h))
+                      - energy(_turn_side(xyz, j, k, side, -h))) / (2 * h)
         assert torques[t] == pytest.approx(-derivative, rel=1e-4, abs=1e-4)
 
 
@@ -159,8 +156,6 @@ def test_terminal_rotor_bonds(smiles: str, expected: set[frozenset[int]]) -> Non
 
 
 def test_rotor_stiffness_is_the_curvature_of_the_torsion_energy_along_the_rotation() -> None:
-    import numpy as np
-
     from espaloma_like.api import parametrize
     from espaloma_like.molecule import generate_conformers
     from espaloma_like.termkinds.propers import periodic_torsion_energy
@@ -184,24 +179,13 @@ def test_rotor_stiffness_is_the_curvature_of_the_torsion_energy_along_the_rotati
     assert float(stiffness.abs().max()) > 0.1  # not trivially zero
     for t, (j, k) in enumerate(axes):
         side = members[members[:, 0] == t, 1]
-        u = (xyz[k] - xyz[j]) / np.linalg.norm(xyz[k] - xyz[j])
-
-        def rotated(angle: float, u: np.ndarray = u, k: int = k, side: np.ndarray = side,
-                    ) -> np.ndarray:
-            c, s = np.cos(angle), np.sin(angle)
-            r = xyz[side] - xyz[k]
-            moved = xyz.copy()
-            moved[side] = xyz[k] + r * c + np.cross(u, r) * s + np.outer(r @ u, u) * (1 - c)
-            return moved
-
         h = 1e-3
-        curvature = (energy(rotated(h)) - 2 * energy(xyz) + energy(rotated(-h))) / h**2
+        curvature = (energy(_turn_side(xyz, j, k, side, h)) - 2 * energy(xyz)
+                     + energy(_turn_side(xyz, j, k, side, -h))) / h**2
         assert float(stiffness[t]) == pytest.approx(curvature, rel=1e-4, abs=1e-3)
 
 
 def test_torque_stiffness_floor_weighs_only_rotors_stiffer_than_it() -> None:
-    import numpy as np
-
     from espaloma_like.molecule import generate_conformers
     from espaloma_like.training.config import LossConfig
     from espaloma_like.training.dataset import TrainingMolecule, rotors
