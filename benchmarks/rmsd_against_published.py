@@ -59,6 +59,9 @@ def main() -> None:
     sage = next(rows for label, rows in published.items() if "2.0.0" in label)
     ids = sorted(i for i in ours if i in sage and ours[i].get("rmsd") is not None
                  and sage[i].get("rmsd") is not None)
+    if not ids:
+        parser.error(f"none of the {len(ours)} records of {args.method!r} has a published "
+                     f"Sage 2.0.0 row in {args.industry}")
 
     def column(rows: dict[str, dict[str, float | None]], key: str) -> np.ndarray:
         values = [rows[i].get(key) for i in ids]

@@ -67,3 +67,10 @@ def test_unknown_method_is_a_clear_error(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, str(SCRIPT), str(results), "model:nope", "--industry",
                           str(industry)], capture_output=True, text=True)
     assert run.returncode != 0 and "no rows of 'model:nope'" in run.stderr
+
+
+def test_records_without_published_rows_are_a_clear_error(tmp_path: Path) -> None:
+    industry, results = _write_inputs(tmp_path, [0.1, 0.2], [])  # no Sage rows at all
+    run = subprocess.run([sys.executable, str(SCRIPT), str(results), METHOD, "--industry",
+                          str(industry)], capture_output=True, text=True)
+    assert run.returncode != 0 and "has a published Sage 2.0.0 row" in run.stderr
