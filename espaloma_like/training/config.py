@@ -51,6 +51,9 @@ class DataConfig(_Strict):
     #: the loss's torques (``loss.torque_weight``) also about terminal rotors (-OH, -NH2, -CH3,
     #: ...), not only about the rotatable bonds between heavy groups
     terminal_rotor_torques: bool = False
+    #: geometry targets (HDF5 of ``training/geometry_targets.py``: a model's MM minima of DFT
+    #: minima of training molecules, linearized) for ``loss.geometry_weight``
+    geometry_targets: str | None = None
     conformations_per_molecule: int = Field(default=16, ge=2)
     batch_molecules: int = Field(default=32, ge=1)
 
@@ -97,6 +100,11 @@ class LossConfig(_Strict):
     #: minimization turns a rotor by is the torque error over the stiffness, so soft rotors
     #: keep full weight and stiff ones less; None weighs every rotor alike
     torque_stiffness_floor: float | None = Field(default=None, gt=0.0)
+    #: weight of the predicted RMSD (A) between the MM minimum and the DFT minimum, from the
+    #: linearized minima of ``data.geometry_targets``
+    #: (:mod:`espaloma_like.training.geometry_targets`): the implicit derivative of where a
+    #: minimization ends, which a zero-force target weighs only through the force's size
+    geometry_weight: float = Field(default=0.0, ge=0.0)
 
 
 class OptimizerConfig(_Strict):

@@ -18,6 +18,7 @@ from espaloma_like.molecule import MoleculeGraph
 from espaloma_like.nn.batch import PreparedMolecule, prepare_molecule
 from espaloma_like.nn.model import ModelConfig
 from espaloma_like.training.config import DataFile
+from espaloma_like.training.geometry_targets import GeometryTarget
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class TrainingMolecule:
     #: (bond index, atom), canonical order; the loss's torques about these axes
     rotor_axes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     rotor_members: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    #: linearized MM minima of this molecule's DFT minima (``loss.geometry_weight``), if any
+    geometry: GeometryTarget | None = None
 
     @property
     def n_conformations(self) -> int:
@@ -317,3 +320,34 @@ def split_molecules(
         else:
             train.append(m)
     return train, validation, held_out
+
+
+def attach_geometry_targets(molecules: Sequence[TrainingMolecule], targets: Iterable[GeometryTarget]
+                            ) -> list[TrainingMolecule]:
+    """``molecules`` with each :class:`GeometryTarget` attached to the molecule of its name.
+
+    Raises
+    ------
+    TrainingSetupError
+        A target whose molecule is not among ``molecules``, or whose mapped SMILES or atom
+        count differs from that molecule's (a target must never land on another molecule).
+    """
+    from dataclasses import replace
+
+    from espaloma_like.exceptions import TrainingSetupError
+
+    by_name = {m.name: i for i, m in enumerate(molecules)}
+    out = list(molecules)
+    for target in targets:
+        index = by_name.get(target.name)
+        if index is None:
+            raise TrainingSetupError(
+                f"geometry target {target.name} has no molecule of that name among the training "
+                "and validation molecules (built from other data, or from a held-out molecule?)")
+        molecule = out[index]
+        if (target.mapped_smiles != molecule.prepared.graph.mapped_smiles
+                or target.minima.shape[1] != molecule.prepared.n_atoms):
+            raise TrainingSetupError(f"geometry target {target.name} does not match the training "
+                                     "molecule of that name (SMILES or atom count differ)")
+        out[index] = replace(molecule, geometry=target)
+    return out

@@ -28,6 +28,25 @@ ENERGY_UNIT = KCAL_TO_KJ  # 1 kcal/mol in kJ/mol
 FORCE_UNIT = 1.0 / KJ_PER_MOL_NM_TO_KCAL_PER_MOL_A  # 1 kcal/mol/A in kJ/mol/nm
 CHARGE_UNIT = 0.05  # e
 TORQUE_UNIT = KCAL_TO_KJ  # 1 kcal/mol/rad in kJ/mol/rad
+#: predicted RMSDs (A) well above this count less than linearly (log1p): the linear prediction
+#: of the minimum holds for small moves, not for slides into another basin
+GEOMETRY_SCALE = 0.5
+
+
+@dataclass(frozen=True)
+class GeometryItem:
+    """One molecule's geometry target in a batch: atoms ``start:start + n`` of the batch,
+    ``offsets`` (n, 3) nm, ``modes`` (K, 3n), ``inverse_curvatures`` (K,) nm^2 mol/kJ
+    (one conformation of :class:`~espaloma_like.training.geometry_targets.GeometryTarget`)."""
+
+    start: int
+    offsets: torch.Tensor
+    modes: torch.Tensor
+    inverse_curvatures: torch.Tensor
+
+    def to(self, device: torch.device | str) -> GeometryItem:
+        return GeometryItem(self.start, self.offsets.to(device), self.modes.to(device),
+                            self.inverse_curvatures.to(device))
 
 
 @dataclass(frozen=True)
@@ -39,7 +58,9 @@ class TrainingBatch:
     ``energy_weights`` and ``force_weights`` (M,) multiply the loss terms per molecule
     (multi-fidelity data; metrics stay unweighted); ``rotor_axes`` (T, 2) batch atoms of each
     rotatable bond, ``rotor_members`` (P, 2) rows (bond, atom) of the atoms turning with its
-    second atom, ``rotor_molecule`` (T,) the molecule of each bond.
+    second atom, ``rotor_molecule`` (T,) the molecule of each bond; ``geometry_xyz`` (1, N, 3)
+    nm holds the MM minima of the molecules with a geometry target (``geometry``, one item
+    each) and an ordinary conformation of the others (their gradients there go unused).
     """
 
     graph: GraphBatch
@@ -53,25 +74,40 @@ class TrainingBatch:
     rotor_axes: torch.Tensor
     rotor_members: torch.Tensor
     rotor_molecule: torch.Tensor
+    geometry_xyz: torch.Tensor | None = None
+    geometry: tuple[GeometryItem, ...] = ()
 
     def to(self, device: torch.device | str) -> TrainingBatch:
         return TrainingBatch(self.graph.to(device), self.xyz.to(device), self.energies.to(device),
                              self.forces.to(device), self.charges.to(device),
                              self.charge_mask.to(device), self.energy_weights.to(device),
                              self.force_weights.to(device), self.rotor_axes.to(device),
-                             self.rotor_members.to(device), self.rotor_molecule.to(device))
+                             self.rotor_members.to(device), self.rotor_molecule.to(device),
+                             None if self.geometry_xyz is None else self.geometry_xyz.to(device),
+                             tuple(item.to(device) for item in self.geometry))
 
 
 def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
                rng: np.random.Generator) -> TrainingBatch:
     """Batch ``molecules`` with ``n_conformations`` conformations each, drawn by ``rng``.
 
-    Molecules with fewer conformations are sampled with replacement.
+    Molecules with fewer conformations are sampled with replacement. A molecule with a
+    geometry target contributes one of its conformations (drawn by ``rng``) to ``geometry``.
     """
     xyz, forces, energies, charges, mask = [], [], [], [], []
     axes, members, rotor_molecule = [], [], []
+    geometry_xyz, geometry = [], []
     atom_offset = rotor_offset = 0
     for index, m in enumerate(molecules):
+        if m.geometry is not None:
+            c = int(rng.integers(m.geometry.n_conformations))
+            geometry_xyz.append(m.geometry.minima[c])
+            geometry.append(GeometryItem(
+                atom_offset, torch.as_tensor(m.geometry.offsets[c]),
+                torch.as_tensor(m.geometry.modes[c], dtype=torch.float64),
+                torch.as_tensor(m.geometry.inverse_curvatures[c])))
+        else:
+            geometry_xyz.append(m.conformations[0])
         axes.append(m.rotor_axes + atom_offset)
         members.append(m.rotor_members + np.array([rotor_offset, atom_offset]))
         rotor_molecule.append(np.full(len(m.rotor_axes), index, dtype=np.int64))
@@ -97,6 +133,8 @@ def make_batch(molecules: Sequence[TrainingMolecule], n_conformations: int,
         rotor_axes=torch.as_tensor(np.concatenate(axes).reshape(-1, 2)),
         rotor_members=torch.as_tensor(np.concatenate(members).reshape(-1, 2)),
         rotor_molecule=torch.as_tensor(np.concatenate(rotor_molecule)),
+        geometry_xyz=torch.as_tensor(np.concatenate(geometry_xyz)[None]) if geometry else None,
+        geometry=tuple(geometry),
     )
 
 
@@ -179,6 +217,36 @@ def rotor_stiffness(xyz: torch.Tensor, propers: TorsionParameters,
     phase = propers.phase[about_a_rotor].to(phi.dtype)
     curvature = -(k * n.pow(2) * torch.cos(phi[..., None] * n - phase)).sum(-1)  # (K, T')
     return out.index_add_(1, order[position[about_a_rotor]], curvature)
+
+
+def predicted_minimum_rmsd(gradient: torch.Tensor, items: Sequence[GeometryItem]) -> torch.Tensor:
+    """Predicted RMSD (A) of each target's MM minimum from its DFT minimum.
+
+    The minimum moves by ``-H0^-1 g`` when the gradient at the stored minimum becomes ``g``
+    (:mod:`espaloma_like.training.geometry_targets`), so the deviation is
+    ``offsets - H0^-1 g`` on the stored soft modes.
+
+    Parameters
+    ----------
+    gradient : torch.Tensor
+        (N, 3) kJ/mol/nm, the MM gradient at the batch's ``geometry_xyz``.
+    items : sequence of GeometryItem
+
+    Returns
+    -------
+    torch.Tensor
+        (len(items),) A.
+    """
+    from espaloma_like.units import NM_TO_ANGSTROM
+
+    values = []
+    for item in items:
+        n = item.offsets.shape[0]
+        g = gradient[item.start : item.start + n].reshape(-1)
+        step = item.modes.T @ (item.inverse_curvatures * (item.modes @ g))
+        deviation = item.offsets.reshape(-1) - step
+        values.append((deviation.pow(2).sum() / n).sqrt() * NM_TO_ANGSTROM)
+    return torch.stack(values)
 
 
 def prior_deviation(predicted: PredictedParameters, reference: PredictedParameters,
@@ -285,6 +353,15 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
             + config.torque_weight * weighted_torque
             + config.torsion_l2 * scaled_k.pow(2).sum() / n_mol
             + config.torsion_l1 * scaled_k.abs().sum() / n_mol)
+    geometry_rmsd = None
+    if config.geometry_weight > 0 and batch.geometry and batch.geometry_xyz is not None:
+        geometry_xyz = batch.geometry_xyz.to(torch.float64).requires_grad_(True)
+        geometry_energy = energy_terms(parameters, geometry_xyz, m, n_mol).total
+        (geometry_gradient,) = torch.autograd.grad(geometry_energy.sum(), geometry_xyz,
+                                                   create_graph=create_graph)
+        geometry_rmsd = predicted_minimum_rmsd(geometry_gradient[0], batch.geometry)
+        robust = GEOMETRY_SCALE * torch.log1p(geometry_rmsd / GEOMETRY_SCALE)
+        loss = loss + config.geometry_weight * robust.mean()
     prior = loss.new_zeros(())
     if config.prior_weight > 0:
         if reference_model is None:
@@ -302,4 +379,6 @@ def compute_loss(model: ParameterModel | torch.nn.Module, batch: TrainingBatch, 
         "force_rmse": float(force_mse.detach().sqrt()),
         "charge_rmse": float(charge_mse.detach().sqrt()) * CHARGE_UNIT,
     }
+    if geometry_rmsd is not None:  # root mean square over the batch's targets
+        metrics["geometry_rmsd"] = float(geometry_rmsd.detach().pow(2).mean().sqrt())
     return loss, metrics

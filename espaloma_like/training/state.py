@@ -38,7 +38,8 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "tensorboard")
 #: config fields that may change between a run and its resumption
 RUN_CONTROL_FIELDS = frozenset({"output_dir", "device", "num_threads", "tensorboard", "max_seconds"})
 METRICS_FIELDS = ("step", "split", "loss", "energy_rmse", "force_rmse", "charge_rmse",
-                  "learning_rate", "grad_norm", "seconds", "prior", "torque_rmse")
+                  "learning_rate", "grad_norm", "seconds", "prior", "torque_rmse",
+                  "geometry_rmsd")
 _REQUIRED = ("step", "model", "optimizer", "scheduler", "rng", "best_validation",
              "evaluations_since_best", "history", "config")
 

@@ -216,6 +216,7 @@ class Trainer:
                 validation = [m for m in validation if m.subset in config.data.validation_subsets]
         self.train_set = list(train)
         self.validation_set = list(validation or [])
+        self._attach_geometry_targets()
         if not self.train_set:
             raise TrainingSetupError("no training molecules")
         if not self.validation_set and config.data.validation_fraction > 0:
@@ -242,6 +243,25 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.progress = progress and self.dist.is_main
         self.autocast = torch.bfloat16 if config.precision == "bf16-mixed" else None
+
+    def _attach_geometry_targets(self) -> None:
+        """Attach ``data.geometry_targets`` to the training and validation molecules (targets of
+        validation molecules make the validation loss score geometry too); a target of no
+        molecule is refused, as is one of the two settings without the other."""
+        from espaloma_like.training.dataset import attach_geometry_targets
+        from espaloma_like.training.geometry_targets import read_targets
+
+        path, weight = self.config.data.geometry_targets, self.config.loss.geometry_weight
+        if (path is None) != (weight == 0):
+            raise TrainingSetupError("data.geometry_targets and loss.geometry_weight > 0 go "
+                                     "together: one without the other trains nothing different")
+        if path is not None:
+            targets = list(read_targets(path))
+            attached = attach_geometry_targets(self.train_set + self.validation_set, targets)
+            self.train_set = attached[: len(self.train_set)]
+            self.validation_set = attached[len(self.train_set) :]
+            logger.info("geometry targets for %d molecules (%d of them validation) from %s",
+                        len(targets), sum(m.geometry is not None for m in self.validation_set), path)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
