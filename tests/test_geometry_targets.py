@@ -260,3 +260,21 @@ def test_geometry_loss_trains_through_the_targets(tmp_path: Path, model, target)
     trainer = Trainer(config, progress=False)
     assert trainer.train_set[0].geometry is not None
     assert "geometry_rmsd" in trainer.train_step()
+
+
+def test_validation_targets_enter_the_validation_metrics(tmp_path: Path, model, target) -> None:  # type: ignore[no-untyped-def]
+    from espaloma_like.training.config import DataConfig, LossConfig, TrainConfig
+    from espaloma_like.training.trainer import Trainer
+
+    validation_record = _record("OCCNC(=O)C", name="val", n=1, seed=3)
+    path = tmp_path / "targets.h5"
+    gt.write_targets(path, [target, gt.build_target(model, validation_record, [0])])
+    config = TrainConfig(data=DataConfig(train_files=("unused.h5",), geometry_targets=str(path),
+                                         batch_molecules=1, conformations_per_molecule=2),
+                         loss=LossConfig(geometry_weight=1.0), init_from="default",
+                         output_dir=str(tmp_path / "run"), tensorboard=False)
+    trainer = Trainer(config, train=[_training_molecule(model, _record())],
+                      validation=[_training_molecule(model, validation_record)], progress=False)
+    assert trainer.validation_set[0].geometry is not None
+    metrics = trainer.evaluate(trainer.validation_set, n_conformations=2)
+    assert 0.0 < metrics["geometry_rmsd"] < 5.0

@@ -346,7 +346,7 @@ class Trainer:
             return {}
         self.network.eval()
         totals: dict[str, float] = {}
-        weight = 0
+        weights: dict[str, int] = {}  # per metric: some (geometry) exist in some chunks only
         rng = np.random.default_rng(12345)
         size = self.config.data.batch_molecules
         for start in range(0, len(molecules), size):
@@ -356,10 +356,11 @@ class Trainer:
                 _, metrics = compute_loss(self.model, batch, self.config.loss, self.autocast,
                                           create_graph=False, reference_model=self.reference_model)
             for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + value**2 * len(chunk) if key.endswith("rmse") \
-                    else totals.get(key, 0.0) + value * len(chunk)
-            weight += len(chunk)
-        return {k: (math.sqrt(v / weight) if k.endswith("rmse") else v / weight) for k, v in totals.items()}
+                squared = key.endswith(("rmse", "rmsd"))
+                totals[key] = totals.get(key, 0.0) + (value**2 if squared else value) * len(chunk)
+                weights[key] = weights.get(key, 0) + len(chunk)
+        return {k: (math.sqrt(v / weights[k]) if k.endswith(("rmse", "rmsd")) else v / weights[k])
+                for k, v in totals.items()}
 
     # ---------------------------------------------------------------- loop
     def fit(self, resume: bool = True, stop_after_steps: int | None = None,
