@@ -311,3 +311,35 @@ def read_targets(path: str | Path) -> Iterator[GeometryTarget]:
                     or target.inverse_curvatures.shape != (c, k) or target.rmsd.shape != (c,)):
                 raise DataFormatError(f"{path}: molecule {name} has arrays of inconsistent shapes")
             yield target
+
+
+def predicted_rmsds(model: ParameterModel, targets: Iterable[GeometryTarget]) -> np.ndarray:
+    """Predicted RMSD (A) of every target conformation's MM minimum under ``model``.
+
+    Equal to the stored RMSDs for the model the targets were built with; for a fine-tuned model,
+    the first-order estimate of where the benchmark's minimization would end (a training
+    diagnostic: it needs no minimization).
+
+    Returns
+    -------
+    np.ndarray
+        (total conformations,) A, targets in the order given.
+    """
+    import torch
+
+    from espaloma_like.molecule import from_smiles
+    from espaloma_like.nn.batch import prepare_molecule
+    from espaloma_like.training.loss import GeometryItem, predicted_minimum_rmsd
+
+    out = []
+    for target in targets:
+        prepared = prepare_molecule(from_smiles(target.mapped_smiles), model.config.atom_features,
+                                    model.config.bond_features)
+        gradients = _gradient_function(model, prepared)(target.minima)
+        items = [GeometryItem(0, torch.as_tensor(target.offsets[c]),
+                              torch.as_tensor(target.modes[c], dtype=torch.float64),
+                              torch.as_tensor(target.inverse_curvatures[c]))
+                 for c in range(target.n_conformations)]
+        out += [float(predicted_minimum_rmsd(torch.as_tensor(g), [item])[0])
+                for g, item in zip(gradients, items, strict=True)]
+    return np.asarray(out)
