@@ -160,6 +160,10 @@ def test_target_reproduces_the_minimum_and_predicts_how_it_moves(model, target) 
     assert np.linalg.norm(actual - predicted) < 0.2 * np.linalg.norm(predicted)
 
 
+def test_predicted_rmsds_reproduce_the_start_model(model, target) -> None:  # type: ignore[no-untyped-def]
+    np.testing.assert_allclose(gt.predicted_rmsds(model, [target]), target.rmsd * 10, rtol=1e-3)
+
+
 def test_targets_round_trip_and_resume(tmp_path: Path, target) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "targets.h5"
     assert gt.target_names(path) == set()
