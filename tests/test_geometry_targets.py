@@ -174,6 +174,7 @@ def test_targets_round_trip_and_resume(tmp_path: Path, target) -> None:  # type:
     back, other = sorted(gt.read_targets(path), key=lambda t: t.name)
     assert other.name == "other"
     assert back.mapped_smiles == target.mapped_smiles
+    assert back.split == target.split == "train"
     for field in ("minima", "offsets", "modes", "inverse_curvatures", "rmsd"):
         np.testing.assert_array_equal(getattr(back, field), getattr(target, field))
 
@@ -282,3 +283,23 @@ def test_validation_targets_enter_the_validation_metrics(tmp_path: Path, model, 
     assert trainer.validation_set[0].geometry is not None
     metrics = trainer.evaluate(trainer.validation_set, n_conformations=2)
     assert 0.0 < metrics["geometry_rmsd"] < 5.0
+
+
+def test_score_script_reports_each_split(tmp_path: Path, model, target) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+    import json
+
+    script = Path(__file__).parents[1] / "training" / "score_geometry_targets.py"
+    spec = importlib.util.spec_from_file_location("score_geometry_targets", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = tmp_path / "targets.h5"
+    gt.write_targets(path, [target, replace(target, name="v", split="validation")])
+    out = tmp_path / "scores.json"
+    assert module.main([str(path), "default", "--out", str(out)]) == 0
+    scores = json.loads(out.read_text())["models"]["default"]
+    for split in ("train", "validation"):
+        assert scores[split]["n_conformations"] == 2
+        assert scores[split]["median"] == pytest.approx(float(np.median(target.rmsd)) * 10, rel=1e-3)
+    assert "| default |" in out.with_suffix(".md").read_text()

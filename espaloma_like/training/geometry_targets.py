@@ -67,6 +67,8 @@ class GeometryTarget:
         (C, K) nm^2 mol/kJ, ``1 / max(eigenvalue, CURVATURE_FLOOR)``.
     rmsd : np.ndarray
         (C,) nm, all-atom RMSD of ``x*0`` from the DFT minimum (symmetry-aware, superposed).
+    split : str
+        The record's split (``train`` or ``validation``).
     """
 
     name: str
@@ -76,6 +78,7 @@ class GeometryTarget:
     modes: np.ndarray
     inverse_curvatures: np.ndarray
     rmsd: np.ndarray
+    split: str = "train"
 
     @property
     def n_conformations(self) -> int:
@@ -235,7 +238,7 @@ def build_target(model: ParameterModel, record: QMRecord, conformations: Iterabl
         name=record.name, mapped_smiles=graph.mapped_smiles,
         minima=np.stack(minima), offsets=np.stack(offsets),
         modes=np.stack([m[:k] for m in modes]), inverse_curvatures=np.stack([i[:k] for i in inverse]),
-        rmsd=np.asarray(rmsds))
+        rmsd=np.asarray(rmsds), split=record.metadata.get("split", "train"))
 
 
 def write_targets(path: str | Path, targets: Iterable[GeometryTarget],
@@ -258,6 +261,7 @@ def write_targets(path: str | Path, targets: Iterable[GeometryTarget],
                 del h5[tmp]
             group = h5.create_group(tmp)
             group.attrs["mapped_smiles"] = t.mapped_smiles
+            group.attrs["split"] = t.split
             for field in ("minima", "offsets", "modes", "inverse_curvatures", "rmsd"):
                 group.create_dataset(field, data=getattr(t, field))
             h5.move(tmp, t.name)
@@ -302,7 +306,7 @@ def read_targets(path: str | Path) -> Iterator[GeometryTarget]:
                     name=name, mapped_smiles=str(group.attrs["mapped_smiles"]),
                     minima=group["minima"][()], offsets=group["offsets"][()],
                     modes=group["modes"][()], inverse_curvatures=group["inverse_curvatures"][()],
-                    rmsd=group["rmsd"][()])
+                    rmsd=group["rmsd"][()], split=str(group.attrs.get("split", "train")))
             except KeyError as err:
                 raise DataFormatError(f"{path}: molecule {name} lacks {err}") from None
             c, n, _ = target.minima.shape
