@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 #: curvature floor of the kept modes, kJ/mol/nm^2 (at a minimum all are positive; the softest
 #: torsional modes of drug-size molecules sit at 1-20): only guards against dividing by ~0
 CURVATURE_FLOOR = 5.0
-#: softest modes kept per conformer: on validation molecules, the minimum a second model
-#: reaches is predicted as well with the 24 softest as with all of them (the stiffer modes'
-#: share of the displacement is below 1e-3 nm)
+#: softest modes kept per conformer: the stiffer (angle, bond) modes move the minimum little for
+#: the gradient changes a fine-tuning makes, and an exploratory check (not committed) found 24
+#: modes predicting as well as all of them
 MAX_MODES = 32
 FORMAT_VERSION = 1
 
