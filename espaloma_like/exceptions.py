@@ -69,3 +69,11 @@ class TrainingSetupError(EspalomaLikeError, ValueError):
 
 class OutputLockedError(EspalomaLikeError):
     """Another live process is writing into the same output directory."""
+
+
+class MissingDependencyError(EspalomaLikeError, ImportError):
+    """An optional package a feature needs is not installed (the message says which to install)."""
+
+
+class DeviceUnavailableError(EspalomaLikeError, RuntimeError):
+    """A computation was asked to run on a GPU and no usable one is visible."""

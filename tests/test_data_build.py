@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -161,3 +162,36 @@ def test_scan_only_build_of_a_molecule_without_a_scannable_bond_says_why(tmp_pat
     result = label_molecule(0, MoleculeSource("CCS(=O)(=O)[O-]", "user", "esa"), config, "held_out")
     assert result.record is None
     assert result.error is not None and "no bond the torsion scan accepts" in result.error
+
+
+def test_engine_and_device_are_checked_before_any_molecule_is_labelled(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    base = {"output": str(tmp_path / "gpu.h5"),
+            "sources": {"builtin": False, "smiles": ["CCO"], "charged_variants": False},
+            "am1bcc": False}
+    with pytest.raises(ValidationError, match="CPU only"):
+        BuildConfig.model_validate({**base, "engine": "gfn2-xtb", "engine_device": "gpu"})
+    with pytest.raises(ValidationError, match="unknown engine"):
+        BuildConfig.model_validate({**base, "engine": "mp2"})
+    gpu = BuildConfig.model_validate({**base, "engine": "b3lyp-d3bj/dzvp", "engine_device": "gpu"})
+    try:
+        import cupy
+
+        usable = int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:
+        usable = False
+    if usable and importlib.util.find_spec("gpu4pyscf") is not None:
+        pytest.skip("gpu4pyscf and a CUDA device are present: nothing fails here")
+    # without a GPU the build stops before labelling: no molecule is marked done as 'failed'
+    with pytest.raises((ImportError, RuntimeError), match="device='gpu'"):
+        build_dataset(gpu, progress=False)
+    assert not (gpu.work_path / "status").exists() or not any((gpu.work_path / "status").iterdir())
+    # the command line's override is validated like the file
+    config_file = tmp_path / "build.yaml"
+    config_file.write_text(json.dumps({**base, "engine": "gfn2-xtb"}))
+    refused = subprocess.run([sys.executable, "-m", "espaloma_like.cli.main", "data", "build",
+                              str(config_file), "--engine-device", "gpu"],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "CPU only" in refused.stderr
+    assert not Path(base["output"]).exists()  # type: ignore[arg-type]

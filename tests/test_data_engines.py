@@ -243,3 +243,60 @@ def test_pyscf_open_shell_and_failed_scf() -> None:
     assert np.isnan(failed.energies[0]) and np.all(np.isnan(failed.forces[0]))
     with pytest.raises(ValueError, match="basis"):
         PySCFEngine(basis="no-such-basis").compute(WATER_Z, WATER_NM)
+
+
+# --------------------------------------------------------------------------------------------
+# DFT on a GPU (gpu4pyscf)
+# --------------------------------------------------------------------------------------------
+
+
+def _gpu_usable() -> bool:
+    """gpu4pyscf and CuPy import and see a CUDA device."""
+    if importlib.util.find_spec("gpu4pyscf") is None or importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:
+        return False
+
+
+def test_engine_device_is_checked_when_the_engine_is_made() -> None:
+    assert PySCFEngine().device == "cpu"
+    gpu = engine_from_name("b3lyp-d3bj/dzvp", device="gpu")
+    assert isinstance(gpu, PySCFEngine) and gpu.device == "gpu"
+    assert gpu.provenance()["device"] == "gpu"
+    assert PySCFEngine.from_preset("b3lyp-d3bj/dzvp", device="gpu") == gpu
+    with pytest.raises(ValueError, match="device must be one of"):
+        PySCFEngine(device="tpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="device must be one of"):
+        engine_from_name("b3lyp-d3bj/dzvp", device="cuda")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="CPU only"):
+        engine_from_name("gfn2-xtb", device="gpu")
+
+
+@needs_pyscf
+def test_gpu_engine_without_a_usable_gpu_fails_before_labelling() -> None:
+    if _gpu_usable():
+        pytest.skip("gpu4pyscf and a CUDA device are present: the GPU test below runs instead")
+    engine = PySCFEngine.from_preset("b3lyp-d3bj/def2-svp", device="gpu")
+    # a clear error for the whole call, not one 'failed conformation' per geometry
+    with pytest.raises((ImportError, RuntimeError), match="device='gpu'"):
+        engine.check_available()
+    with pytest.raises((ImportError, RuntimeError), match="device='gpu'"):
+        engine.compute(WATER_Z, WATER_NM)
+
+
+@needs_pyscf
+@pytest.mark.skipif(not _gpu_usable(), reason="needs gpu4pyscf, CuPy and a CUDA device")
+def test_gpu_engine_matches_the_cpu_engine() -> None:
+    settings = {"n_threads": 1}
+    cpu = dataclasses.replace(PySCFEngine.from_preset("b3lyp-d3bj/def2-svp"), **settings)
+    gpu = dataclasses.replace(cpu, device="gpu")
+    on_cpu = cpu.compute(METHANOL_Z, METHANOL_NM)
+    on_gpu = gpu.compute(METHANOL_Z, METHANOL_NM)
+    assert on_cpu.errors == [None] and on_gpu.errors == [None]
+    # same functional, dispersion, basis, density fitting and grid: agreement to SCF precision
+    assert on_gpu.energies[0] == pytest.approx(on_cpu.energies[0], abs=1e-5 * HARTREE_TO_KJ_PER_MOL)
+    np.testing.assert_allclose(on_gpu.forces, on_cpu.forces, atol=0.05)  # kJ/mol/nm

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("config", help="YAML build config (see training/data_build.yaml)")
     build.add_argument("--workers", type=int, default=None, help="override the config's workers")
     build.add_argument("--scheduler", default=None, help="Dask scheduler address (many machines)")
+    build.add_argument("--engine-device", choices=("cpu", "gpu"), default=None,
+                       help="override the config's engine_device (gpu: DFT through gpu4pyscf)")
     build.add_argument("--no-merge", action="store_true", help="leave the shards, do not merge")
     info = sub.add_parser("info", help="summary of a QM data file (SPICE HDF5, industry SDF)")
     info.add_argument("file",
@@ -33,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
         from espaloma_like.data.build import build_dataset, load_build_config
 
         config = load_build_config(args.config)
-        updates = {k: v for k, v in (("workers", args.workers), ("scheduler", args.scheduler)) if v}
-        if updates:
-            config = config.model_copy(update=updates)
+        updates = {k: v for k, v in (("workers", args.workers), ("scheduler", args.scheduler),
+                                     ("engine_device", args.engine_device)) if v}
+        if updates:  # validated again: the overrides are user input too
+            config = type(config).model_validate({**config.model_dump(), **updates})
         report = build_dataset(config, merge=not args.no_merge)
         print(json.dumps(report, indent=2))
         return 0

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from espaloma_like.data.sampling import SamplingConfig
 from espaloma_like.data.sources import MoleculeSource
@@ -91,6 +91,8 @@ class BuildConfig(BaseModel):
     #: torsion scans for every k-th molecule (by order), 0 for none: scans cost 24 conformations
     scan_every: int = Field(default=1, ge=0)
     engine: str = "gfn2-xtb"
+    #: where the QM engine runs: "gpu" runs DFT through gpu4pyscf (see PySCFEngine)
+    engine_device: Literal["cpu", "gpu"] = "cpu"
     am1bcc: bool = True
     split: SplitConfig = SplitConfig()
     workers: int = Field(default=1, ge=1)
@@ -98,6 +100,13 @@ class BuildConfig(BaseModel):
     seed: int = 0
     #: store conformations and gradients as float32 in the merged file, as SPICE does
     single_precision: bool = False
+
+    @model_validator(mode="after")
+    def _known_engine(self) -> BuildConfig:
+        from espaloma_like.data.engines import engine_from_name
+
+        engine_from_name(self.engine, device=self.engine_device)  # raises ValueError: name, device
+        return self
 
     @property
     def work_path(self) -> Path:
@@ -221,7 +230,8 @@ def label_molecule(index: int, molecule: MoleculeSource, config: BuildConfig, sp
                    else "every sampled conformation was rejected as broken")
             return MoleculeResult(index, key, None, why, 0, sampled.n_rejected, {}, *timings)
         t1 = time.perf_counter()
-        engine = engine_from_name(config.engine, n_threads=1)  # OpenMP threads slow xTB down here
+        # OpenMP threads slow xTB down here (processes already fill the cores)
+        engine = engine_from_name(config.engine, n_threads=1, device=config.engine_device)
         result = engine.compute(graph.atomic_numbers, sampled.positions, total_charge=graph.total_charge)
         timings[1] = time.perf_counter() - t1
         failures = Counter(_reason(e) for e in result.errors if e is not None)
@@ -349,7 +359,10 @@ def build_dataset(config: BuildConfig, progress: bool = True, stop_after: int | 
         Another live build is using the same work directory.
     """
     from espaloma_like._io import DirectoryLock, remove_stale_temporaries
+    from espaloma_like.data.engines import engine_from_name
 
+    # a missing QM program or GPU would otherwise be recorded as every molecule's failure
+    engine_from_name(config.engine, device=config.engine_device).check_available()
     work = config.work_path
     # one build per work directory; a killed build's temporary shard and status files go
     with DirectoryLock(work, "dataset build"):

@@ -10,7 +10,8 @@ Engines:
 
 * :class:`XTBEngine`: GFN2-xTB through tblite (milliseconds per conformation).
 * :class:`PySCFEngine`: Kohn-Sham DFT with D3(BJ) dispersion through PySCF and pyscf-dispersion
-  (seconds to minutes per conformation), with the presets in :data:`PYSCF_PRESETS`.
+  (seconds to minutes per conformation), with the presets in :data:`PYSCF_PRESETS`; on a CUDA GPU
+  (``device="gpu"``) the same calculation runs through gpu4pyscf.
 * :func:`engine_from_name` builds either from a short name.
 
 tblite and PySCF are imported inside the methods that use them.
@@ -25,11 +26,12 @@ import importlib.metadata
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from espaloma_like.data.records import QMRecord
+from espaloma_like.exceptions import DeviceUnavailableError, MissingDependencyError
 from espaloma_like.units import (
     BOLTZMANN_KJ_PER_MOL_K,
     HARTREE_PER_BOHR_TO_KJ_PER_MOL_NM,
@@ -38,6 +40,7 @@ from espaloma_like.units import (
 )
 
 __all__ = [
+    "ENGINE_DEVICES",
     "PYSCF_PRESETS",
     "Engine",
     "EngineResult",
@@ -45,6 +48,9 @@ __all__ = [
     "XTBEngine",
     "engine_from_name",
 ]
+
+#: Where an engine may run: "cpu" (every engine) or "gpu" (PySCF's DFT through gpu4pyscf).
+ENGINE_DEVICES = ("cpu", "gpu")
 
 #: Boltzmann constant in hartree/K (tblite takes its electronic temperature in hartree).
 _BOLTZMANN_HARTREE_K = BOLTZMANN_KJ_PER_MOL_K / HARTREE_TO_KJ_PER_MOL
@@ -189,6 +195,20 @@ class Engine(abc.ABC):
         """Metadata describing the engine (name, level of theory, program and version)."""
         return {"engine": self.name, "level_of_theory": self.level_of_theory}
 
+    @abc.abstractmethod
+    def check_available(self) -> None:
+        """Raise if this engine cannot run here (program missing, no GPU).
+
+        Called before any conformation is labelled: these failures would fail every one.
+
+        Raises
+        ------
+        MissingDependencyError
+            The QM program is not installed (an ImportError).
+        DeviceUnavailableError
+            The engine runs on a GPU and none is usable (a RuntimeError).
+        """
+
 
 def _check_inputs(
     atomic_numbers: np.ndarray, conformations_nm: np.ndarray, total_charge: int, multiplicity: int
@@ -320,6 +340,14 @@ class XTBEngine(Engine):
         info.update(program="tblite", program_version=_package_version("tblite"))
         return info
 
+    def check_available(self) -> None:
+        try:
+            import tblite.interface  # noqa: F401
+        except ImportError as err:
+            raise MissingDependencyError(
+                "XTBEngine needs tblite: pip install 'espaloma_like[qm]' (or pip install tblite)"
+            ) from err
+
     def _calculator(self, numbers: np.ndarray, bohr: np.ndarray, charge: int, uhf: int) -> Any:
         """A configured ``tblite.interface.Calculator`` at ``bohr`` ((N, 3), bohr)."""
         from tblite.interface import Calculator
@@ -339,12 +367,7 @@ class XTBEngine(Engine):
         multiplicity: int = 1,
     ) -> EngineResult:
         """GFN2-xTB energies (kJ/mol) and forces (kJ/mol/nm); see :meth:`Engine.compute`."""
-        try:
-            import tblite.interface  # noqa: F401
-        except ImportError as err:
-            raise ImportError(
-                "XTBEngine needs tblite: pip install 'espaloma_like[qm]' (or pip install tblite)"
-            ) from err
+        self.check_available()
         numbers, xyz = _check_inputs(atomic_numbers, conformations_nm, total_charge, multiplicity)
         with _openmp_threads(self.n_threads):
             return self._compute(numbers, xyz * NM_TO_BOHR, total_charge, multiplicity)
@@ -450,6 +473,12 @@ class PySCFEngine(Engine):
     n_threads : int or None
         OpenMP threads for PySCF during :meth:`compute` (``pyscf.lib.num_threads``, restored
         afterwards); None keeps PySCF's setting (``OMP_NUM_THREADS`` or all cores).
+    device : {"cpu", "gpu"}
+        "gpu" runs the same calculation (functional, dispersion, basis, density fitting, grid,
+        convergence) through gpu4pyscf's RKS/UKS classes on a CUDA GPU, which share PySCF's
+        molecule, xc parser and dispersion code; it needs ``gpu4pyscf-cuda12x`` (or ``-cuda13x``)
+        and a visible GPU, and raises at once otherwise. The device is recorded in
+        :meth:`provenance`.
     """
 
     functional: str = "b3lyp"
@@ -461,8 +490,11 @@ class PySCFEngine(Engine):
     max_cycle: int = 100
     max_memory_mb: int = 4000
     n_threads: int | None = None
+    device: Literal["cpu", "gpu"] = "cpu"
 
     def __post_init__(self) -> None:
+        if self.device not in ENGINE_DEVICES:
+            raise ValueError(f"device must be one of {ENGINE_DEVICES}, got {self.device!r}")
         if self.dispersion and self.functional.lower().endswith("-v"):
             raise ValueError(
                 f"{self.functional} already holds VV10 non-local correlation; adding "
@@ -470,13 +502,13 @@ class PySCFEngine(Engine):
             )
 
     @classmethod
-    def from_preset(cls, preset: str) -> PySCFEngine:
+    def from_preset(cls, preset: str, device: Literal["cpu", "gpu"] = "cpu") -> PySCFEngine:
         """An engine at one of the levels of :data:`PYSCF_PRESETS` (case-insensitive)."""
         key = preset.strip().lower()
         if key not in PYSCF_PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PYSCF_PRESETS)}")
         functional, basis, dispersion = PYSCF_PRESETS[key]
-        return cls(functional=functional, basis=basis, dispersion=dispersion)
+        return cls(functional=functional, basis=basis, dispersion=dispersion, device=device)
 
     @property
     def xc(self) -> str:
@@ -502,8 +534,22 @@ class PySCFEngine(Engine):
             dispersion_program_version=_package_version("pyscf-dispersion"),
             density_fit=str(self.density_fit),
             grid_level=str(self.grid_level),
+            device=self.device,
         )
+        if self.device == "gpu":
+            info["gpu_program"] = "gpu4pyscf"
+            info["gpu_program_version"] = _gpu4pyscf_version()
         return info
+
+    def check_available(self) -> None:
+        try:
+            import pyscf  # noqa: F401
+        except ImportError as err:
+            raise MissingDependencyError(
+                "PySCFEngine needs pyscf and pyscf-dispersion: pip install 'espaloma_like[qm]'"
+            ) from err
+        if self.device == "gpu":
+            _check_gpu()
 
     def _check_setup(self, numbers: np.ndarray) -> None:
         """Fail fast on an xc or basis PySCF does not know (it would fail every conformation)."""
@@ -534,8 +580,9 @@ class PySCFEngine(Engine):
         self, numbers: np.ndarray, bohr: np.ndarray, total_charge: int, multiplicity: int
     ) -> tuple[float, np.ndarray]:
         """Energy (hartree) and gradient ((N, 3) hartree/bohr) of one conformation."""
-        from pyscf import dft, gto
+        from pyscf import gto
 
+        dft = self._dft_module()
         mol = gto.M(
             atom=[(int(z), tuple(xyz)) for z, xyz in zip(numbers, bohr, strict=True)],
             unit="Bohr",
@@ -556,7 +603,7 @@ class PySCFEngine(Engine):
             raise RuntimeError(
                 f"SCF not converged in {self.max_cycle} cycles (E = {energy:.8f} Eh)"
             )
-        gradient = np.asarray(mf.nuc_grad_method().kernel(), dtype=np.float64)
+        gradient = _to_numpy(mf.nuc_grad_method().kernel())
         if not (np.isfinite(energy) and np.all(np.isfinite(gradient))):
             raise FloatingPointError("PySCF returned a non-finite energy or gradient")
         return energy, gradient
@@ -569,12 +616,7 @@ class PySCFEngine(Engine):
         multiplicity: int = 1,
     ) -> EngineResult:
         """DFT energies (kJ/mol) and forces (kJ/mol/nm); see :meth:`Engine.compute`."""
-        try:
-            import pyscf  # noqa: F401
-        except ImportError as err:
-            raise ImportError(
-                "PySCFEngine needs pyscf and pyscf-dispersion: pip install 'espaloma_like[qm]'"
-            ) from err
+        self.check_available()
         from pyscf import lib
 
         numbers, xyz = _check_inputs(atomic_numbers, conformations_nm, total_charge, multiplicity)
@@ -587,6 +629,16 @@ class PySCFEngine(Engine):
             return self._compute(numbers, bohr, total_charge, multiplicity)
         finally:
             lib.num_threads(threads_before)
+
+    def _dft_module(self) -> Any:
+        """PySCF's ``dft`` module, or gpu4pyscf's (same RKS/UKS interface) on the GPU."""
+        if self.device == "gpu":
+            from gpu4pyscf import dft as gpu_dft
+
+            return gpu_dft
+        from pyscf import dft
+
+        return dft
 
     def _compute(
         self, numbers: np.ndarray, bohr: np.ndarray, total_charge: int, multiplicity: int
@@ -609,6 +661,41 @@ class PySCFEngine(Engine):
         return EngineResult(energies=energies, forces=forces, errors=errors)
 
 
+def _gpu4pyscf_version() -> str:
+    for distribution in ("gpu4pyscf-cuda12x", "gpu4pyscf-cuda13x", "gpu4pyscf-cuda11x", "gpu4pyscf"):
+        version = _package_version(distribution)
+        if version != "unknown":
+            return version
+    return "unknown"
+
+
+def _check_gpu() -> None:
+    """Fail before any conformation when gpu4pyscf or a CUDA GPU is missing (every one would fail)."""
+    try:
+        import cupy
+        import gpu4pyscf  # noqa: F401
+    except ImportError as err:
+        raise MissingDependencyError(
+            "PySCFEngine(device='gpu') needs gpu4pyscf and CuPy for the machine's CUDA: "
+            f"pip install gpu4pyscf-cuda12x (or gpu4pyscf-cuda13x) ({err})"
+        ) from err
+    try:
+        n_gpus = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as err:  # CuPy raises its own CUDARuntimeError without a driver
+        raise DeviceUnavailableError(
+            f"PySCFEngine(device='gpu'): no usable CUDA device ({err})"
+        ) from err
+    if n_gpus == 0:
+        raise DeviceUnavailableError("PySCFEngine(device='gpu'): no CUDA device visible")
+
+
+def _to_numpy(array: Any) -> np.ndarray:
+    """A float64 NumPy copy of a NumPy or CuPy array (gpu4pyscf may return either)."""
+    if hasattr(array, "get"):
+        array = array.get()
+    return np.asarray(array, dtype=np.float64)
+
+
 # --------------------------------------------------------------------------------------------
 # By name
 # --------------------------------------------------------------------------------------------
@@ -618,7 +705,9 @@ _XTB_ALIASES = {"xtb": "GFN2-xTB", "gfn2": "GFN2-xTB", "gfn2-xtb": "GFN2-xTB",
 _DISPERSIONS = ("d3bj", "d3zero", "d3bjm", "d3zerom", "d3op", "d4")
 
 
-def engine_from_name(name: str, n_threads: int | None = None) -> Engine:
+def engine_from_name(
+    name: str, n_threads: int | None = None, device: Literal["cpu", "gpu"] = "cpu"
+) -> Engine:
     """An engine from a short name.
 
     Parameters
@@ -631,18 +720,25 @@ def engine_from_name(name: str, n_threads: int | None = None) -> Engine:
     n_threads : int or None
         OpenMP threads the engine uses while computing (None: the process's setting). Use 1 when
         molecules are labelled in parallel processes.
+    device : {"cpu", "gpu"}
+        Where DFT runs (see :class:`PySCFEngine`); xTB runs on the CPU only.
 
     Raises
     ------
     ValueError
-        The name matches none of these forms.
+        The name matches none of these forms, the device is unknown, or xTB is asked to run on
+        the GPU.
     """
+    if device not in ENGINE_DEVICES:
+        raise ValueError(f"device must be one of {ENGINE_DEVICES}, got {device!r}")
     key = name.strip().lower()
     if key in _XTB_ALIASES:
+        if device != "cpu":
+            raise ValueError(f"{name!r} (tblite) runs on the CPU only; use device='cpu'")
         return XTBEngine(method=_XTB_ALIASES[key], n_threads=n_threads)
     if key in PYSCF_PRESETS:
         functional, basis, dispersion = PYSCF_PRESETS[key]
-        return PySCFEngine(functional, basis, dispersion, n_threads=n_threads)
+        return PySCFEngine(functional, basis, dispersion, n_threads=n_threads, device=device)
     if key.count("/") == 1:
         functional, basis = key.split("/")
         dispersion = None
@@ -651,7 +747,7 @@ def engine_from_name(name: str, n_threads: int | None = None) -> Engine:
                 functional, dispersion = functional[: -len(suffix) - 1], suffix
                 break
         if functional and basis:
-            return PySCFEngine(functional, basis, dispersion, n_threads=n_threads)
+            return PySCFEngine(functional, basis, dispersion, n_threads=n_threads, device=device)
     raise ValueError(
         f"unknown engine {name!r}; use 'xtb', one of {', '.join(PYSCF_PRESETS)}, or "
         "'functional[-dispersion]/basis'"
