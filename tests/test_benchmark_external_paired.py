@@ -25,6 +25,17 @@ def test_pooled_rmse_weighs_molecules_by_their_conformations() -> None:
     assert script.pooled(np.array([1.0, 3.0]), np.array([3.0, 1.0])) == pytest.approx(np.sqrt(3.0))
 
 
+def test_pooled_rmse_from_component_counts_is_the_rmse_of_every_component() -> None:
+    """Molecules of different sizes: weights are force components, not conformations."""
+    script = _script()
+    rng = np.random.default_rng(1)
+    errors = [rng.normal(size=(c, n, 3)) * scale for c, n, scale in ((4, 30, 1.0), (4, 5, 3.0))]
+    rmse = np.array([np.sqrt((e**2).mean()) for e in errors])
+    components = np.array([e.size for e in errors], dtype=float)
+    everything = np.concatenate([e.ravel() for e in errors])
+    assert script.pooled(rmse, components) == pytest.approx(np.sqrt((everything**2).mean()))
+
+
 def test_paired_ratio_interval_brackets_the_ratio_and_is_tight_for_a_uniform_change() -> None:
     script = _script()
     rng = np.random.default_rng(0)
