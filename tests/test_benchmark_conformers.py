@@ -284,6 +284,27 @@ def test_cli_quick_end_to_end_and_resume(tmp_path, capsys):
     capsys.readouterr()
 
 
+@needs_industry
+@pytest.mark.parametrize("charge", ["charged", "neutral"])
+def test_charge_filter_keeps_only_that_kind_and_counts_after_it(tmp_path, charge):
+    from espaloma_like.benchmark.conformers import ConformerBenchmarkConfig, _select_records
+
+    config = ConformerBenchmarkConfig(out=tmp_path, industry=INDUSTRY, split="validation",
+                                      max_molecules=4, charge=charge)
+    records, _ = _select_records(config)
+    assert len(records) == 4
+    assert all((r.total_charge != 0) == (charge == "charged") for r in records)
+    assert all(r.metadata["split"] == "validation" for r in records)
+
+
+def test_unknown_charge_filter_is_an_error(tmp_path):
+    from espaloma_like.benchmark.conformers import ConformerBenchmarkConfig, run_conformer_benchmark
+
+    with pytest.raises(ValueError, match="charge filter 'cations'"):
+        run_conformer_benchmark(ConformerBenchmarkConfig(out=tmp_path / "out", charge="cations"))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 @needs_industry
 def test_process_pool_gives_the_same_results(tmp_path):

@@ -72,6 +72,8 @@ RESULTS_FILE = "conformers_results.jsonl"
 SUBSET_SALT = "conformers-baseline-subset-v1"
 SPLIT_NAMES = {"test": "held_out", "held_out": "held_out", "validation": "validation",
                "train": "train"}
+#: ``ConformerBenchmarkConfig.charge`` values
+CHARGE_FILTERS = ("all", "charged", "neutral")
 QUICK_MOLECULES = 3
 QUICK_MAX_FILES = 12
 
@@ -118,7 +120,11 @@ class ConformerBenchmarkConfig:
     baseline_molecules : int
         Size of the baseline subset (0: no package baselines).
     max_molecules : int or None
-        First molecules of the split in file order (None: all).
+        First molecules of the split in file order (None: all); counted after ``charge``.
+    charge : {"all", "charged", "neutral"}
+        Keep only molecules with a net charge (``charged``) or without one (``neutral``):
+        charged molecules are a tenth of each split, so a selection among models on them
+        needs all of the split's, not its first few hundred molecules.
     workers : int
         Processes (1: in this process).
     quick : bool
@@ -134,6 +140,7 @@ class ConformerBenchmarkConfig:
     baselines: tuple[str, ...] = ("sage", "gaff")
     baseline_molecules: int = 50
     max_molecules: int | None = None
+    charge: str = "all"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     quick: bool = False
     progress: bool = True
@@ -278,6 +285,8 @@ def _select_records(config: ConformerBenchmarkConfig) -> tuple[list[QMRecord], l
     chosen: list[QMRecord] = []
     for record in read_industry_sdf(files, skipped):
         if record.metadata.get("split") != wanted:
+            continue
+        if config.charge != "all" and (record.total_charge != 0) != (config.charge == "charged"):
             continue
         chosen.append(record)
         if (not config.quick and config.max_molecules is not None
@@ -487,6 +496,8 @@ def run_conformer_benchmark(config: ConformerBenchmarkConfig) -> dict[str, Any]:
 
     if config.split not in SPLIT_NAMES:
         raise ValueError(f"unknown split {config.split!r}; choose from {sorted(SPLIT_NAMES)}")
+    if config.charge not in CHARGE_FILTERS:
+        raise ValueError(f"unknown charge filter {config.charge!r}; choose from {CHARGE_FILTERS}")
     started = time.time()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -519,6 +530,7 @@ def run_conformer_benchmark(config: ConformerBenchmarkConfig) -> dict[str, Any]:
         settings = {
             "industry": str(config.industry), "split": config.split,
             "quick": config.quick, "max_molecules": config.max_molecules,
+            "charge": config.charge,
             "workers": config.workers, "baseline_molecules": len(subset),
             "minimizer": {"method": "OpenMM LocalEnergyMinimizer (L-BFGS), Reference platform",
                           "tolerance_kj_per_mol_nm": MINIMIZER_TOLERANCE,

@@ -262,6 +262,8 @@ def markdown(document: Mapping[str, Any], plots: Mapping[str, str]) -> str:
     lines = ["# Industry conformer benchmark (OpenFF Industry Benchmark Season 1, B3LYP-D3BJ/DZVP)",
              "",
              f"Split **{s['split']}**, {document['n_molecules']} molecules"
+             + {"charged": " with a net charge", "neutral": " without a net charge"}.get(
+                 s.get("charge", "all"), "")
              + (" (quick smoke test: numbers not for citing)" if s["quick"] else "")
              + f". git {p['git_commit']}, {p['date']}, {p['machine']['cpu']} "
                f"({p['machine']['cores']} cores), {s['workers']} worker(s).",

@@ -6,7 +6,8 @@ the comparisons users choose force fields by.
     espaloma-like benchmark figure [--out benchmarks/results]     (from the two JSON outputs)
     espaloma-like benchmark torsions [--data SCANS.h5] [--model NAME_OR_PATH ...]
     espaloma-like benchmark conformers [--split test|validation] [--model NAME_OR_PATH ...]
-        [--baseline-molecules N] [--workers N] [--max-molecules N] [--quick]
+        [--baseline-molecules N] [--workers N] [--max-molecules N] [--charge charged|neutral]
+        [--quick]
         [--out benchmarks/results/conformers]
     espaloma-like benchmark design-space [--form NAME=MODEL ...] [--max-molecules N]
         [--workers N] [--quick] [--out benchmarks/results/design_space] [--rebuild-report]
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  "on disk: ~1-3 min per drug-sized molecule the first time)")
     conformers.add_argument("--max-molecules", type=int, default=None,
                             help="first molecules of the split, file order (default: all)")
+    conformers.add_argument("--charge", default="all", choices=("all", "charged", "neutral"),
+                            help="only molecules with (charged) or without (neutral) a net "
+                                 "charge; --max-molecules counts after it (default: all)")
     conformers.add_argument("--workers", type=int, default=None,
                             help="processes, one molecule each (default: all cores)")
     conformers.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,7 +93,7 @@ def _conformers(args: argparse.Namespace) -> int:
         models=tuple(args.model or ("default",)),
         baselines=_baselines(args, "sage,gaff"),
         baseline_molecules=args.baseline_molecules, max_molecules=args.max_molecules,
-        workers=args.workers or os.cpu_count() or 1, quick=args.quick,
+        charge=args.charge, workers=args.workers or os.cpu_count() or 1, quick=args.quick,
         progress=not args.no_progress)
     run_conformer_benchmark(config)
     print((out / "conformers.md").read_text())
