@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from espaloma_like._io import atomic_write_text
+from espaloma_like.benchmark.conformers import iter_results
 
 #: statistic -> (record metric, how it pools the conformers, heading)
 STATISTICS = {
@@ -48,18 +49,7 @@ def read_method(path: Path, label: str) -> tuple[dict[str, list[dict[str, Any]]]
     ValueError
         If the file holds no entry for ``label``.
     """
-    entries = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill
-                continue
-            if entry.get("method") == label:
-                entries.append(entry)
+    entries = [e for e in iter_results(path) if e.get("method") == label]
     if not entries:
         raise ValueError(f"{path} holds no results for {label!r}")
     identity = entries[-1].get("identity")

@@ -54,6 +54,7 @@ __all__ = [
     "PUBLISHED",
     "ConformerBenchmarkConfig",
     "MethodSpec",
+    "iter_results",
     "minimize",
     "read_published_rows",
     "run_conformer_benchmark",
@@ -398,26 +399,36 @@ def read_published_rows(industry: Path, sources: Sequence[str],
 # --------------------------------------------------------------------------------------------
 
 
-def _read_results(path: Path, specs: Sequence[MethodSpec]) -> tuple[dict[tuple[str, str], Any], int]:
-    """Entries of the JSONL file for the current methods: (molecule, label) -> entry; stale count."""
-    identities = {s.label: s.identity for s in specs}
-    done: dict[tuple[str, str], Any] = {}
-    stale = 0
+def iter_results(path: Path) -> Iterator[dict[str, Any]]:
+    """The entries of a results JSONL file in the order written (one per molecule and method).
+
+    Each entry holds ``molecule``, ``method`` (label), ``identity`` (of the method's parameters)
+    and ``records`` (per-conformer metrics). A line cut short by a kill is skipped (its molecule
+    is computed again on resume); a missing file yields nothing.
+    """
     if not path.is_file():
-        return done, stale
+        return
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             line = line.strip()
             if not line:
                 continue
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill: computed again
+                yield json.loads(line)
+            except json.JSONDecodeError:
                 continue
-            if identities.get(entry.get("method")) != entry.get("identity"):
-                stale += 1
-                continue
-            done[(entry["molecule"], entry["method"])] = entry
+
+
+def _read_results(path: Path, specs: Sequence[MethodSpec]) -> tuple[dict[tuple[str, str], Any], int]:
+    """Entries of the JSONL file for the current methods: (molecule, label) -> entry; stale count."""
+    identities = {s.label: s.identity for s in specs}
+    done: dict[tuple[str, str], Any] = {}
+    stale = 0
+    for entry in iter_results(path):
+        if identities.get(entry.get("method", "")) != entry.get("identity"):
+            stale += 1
+            continue
+        done[(entry["molecule"], entry["method"])] = entry
     return done, stale
 
 
