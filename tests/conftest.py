@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -40,6 +42,15 @@ DIVERSE_SMILES = [
     "[O-]S(=O)(=O)c1ccccc1",
     "OC(=O)c1ccccc1O",
 ]
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import a repository script (``benchmarks/*.py``, ``training/*.py``) as a module by its path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_dir() -> Path | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from espaloma_like.data.records import QMRecord
 from espaloma_like.exceptions import DataFormatError, TrainingSetupError
@@ -286,14 +287,9 @@ def test_validation_targets_enter_the_validation_metrics(tmp_path: Path, model, 
 
 
 def test_score_script_reports_each_split(tmp_path: Path, model, target) -> None:  # type: ignore[no-untyped-def]
-    import importlib.util
     import json
 
-    script = Path(__file__).parents[1] / "training" / "score_geometry_targets.py"
-    spec = importlib.util.spec_from_file_location("score_geometry_targets", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(Path(__file__).parents[1] / "training" / "score_geometry_targets.py")
     path = tmp_path / "targets.h5"
     gt.write_targets(path, [target, replace(target, name="v", split="validation")])
     out = tmp_path / "scores.json"

@@ -6,11 +6,11 @@ again from scratch in a temporary directory, ignoring the stored outputs.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 FOLDER = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
@@ -22,11 +22,7 @@ MAX_IMAGES = 2
 
 def _build_script() -> ModuleType:
     pytest.importorskip("nbformat")
-    spec = importlib.util.spec_from_file_location("build_notebooks", FOLDER / "build_notebooks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FOLDER / "build_notebooks.py")
 
 
 def _read(path: Path):  # type: ignore[no-untyped-def]
