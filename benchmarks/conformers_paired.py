@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     parser.add_argument("--draws", type=int, default=2000)
     args = parser.parse_args(argv)
+    if args.draws < 1:
+        parser.error(f"--draws must be at least 1, not {args.draws}")
     if not args.results.is_file():
         parser.error(f"no results file {args.results}")
     try:

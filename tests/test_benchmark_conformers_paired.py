@@ -94,4 +94,8 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         _script().main([str(tmp_path / "missing.jsonl"), "a", "b", "--out", str(tmp_path / "x")])
     assert "no results file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _script().main([str(COMMITTED / "conformers_results.jsonl"), "a", "b", "--draws", "0",
+                        "--out", str(tmp_path / "x")])
+    assert "--draws must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
